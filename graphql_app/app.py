@@ -1,0 +1,95 @@
+"""The ASGI app: FastAPI for plain routes, Strawberry's ASGI app for GraphQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from graphql_app.settings import Settings, get_settings
+from persistence.database import create_engine, create_sessionmaker
+from persistence.events import TaskEventHub
+from schema import schema
+from schema.context import Context, Services
+from tasks.celery_app import create_celery_app
+from tasks.dispatch import Dispatcher
+
+logger = logging.getLogger(__name__)
+
+APPLICATION_NAME = "aitasks-api"
+# A client that opens a WebSocket but never says connection_init is closed after this.
+CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
+
+
+class GraphQLApp(GraphQL[Context, None]):
+    """Strawberry's ASGI app, mounted directly: it serves well above FastAPI's router."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+        )
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        services: Services = request.app.state.services
+        return Context(services=services, request=request, response=response)
+
+
+@asynccontextmanager
+async def _services(settings: Settings) -> AsyncIterator[Services]:
+    database_url, redis_url = settings.require_services()
+    engine = create_engine(database_url, APPLICATION_NAME)
+    redis = Redis.from_url(redis_url, client_name=APPLICATION_NAME)
+    hub = TaskEventHub(redis, settings.subscriber_queue_size)
+    dispatcher = Dispatcher(
+        create_celery_app(settings, redis_url), settings.enqueue_timeout_seconds
+    )
+    await hub.start()
+    try:
+        yield Services(
+            settings=settings,
+            sessionmaker=create_sessionmaker(engine),
+            redis=redis,
+            hub=hub,
+            dispatcher=dispatcher,
+        )
+    finally:
+        await hub.close()
+        dispatcher.close()
+        await redis.aclose()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with _services(settings) as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(title="aitasks", lifespan=lifespan, docs_url=None, redoc_url=None)
+    graphql_app = GraphQLApp(settings)
+    # Routes, not a Mount: a Mount would redirect `/graphql` to `/graphql/`.
+    app.router.routes.append(Route("/graphql", graphql_app, methods=["GET", "POST"]))
+    app.router.routes.append(WebSocketRoute("/graphql", graphql_app))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        """The process is up (readiness checks come with the operations work)."""
+        return {"status": "ok"}
+
+    return app

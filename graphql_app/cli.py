@@ -1,0 +1,98 @@
+"""The `aitasks` command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from graphql_app.settings import ConfigurationError, Settings, get_settings
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _services(settings: Settings) -> tuple[str, str]:
+    try:
+        return settings.require_services()
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+def main() -> None:
+    """aitasks: long-running AI work with live status over GraphQL."""
+    _configure_logging()
+
+
+@main.command()
+def run() -> None:
+    """Start everything: embedded PostgreSQL and Redis (unless configured), API and worker."""
+    from graphql_app import supervisor
+
+    sys.exit(supervisor.run(_settings()))
+
+
+@main.command()
+def api() -> None:
+    """Serve the GraphQL API (needs AITASKS_DATABASE_URL and AITASKS_REDIS_URL)."""
+    import uvicorn
+
+    from graphql_app.app import create_app
+
+    settings = _settings()
+    _services(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        # Compression costs tens of kilobytes per socket; updates are small anyway.
+        ws_per_message_deflate=False,
+        log_level="info",
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
+    )
+
+
+@main.command()
+@click.option("--queues", help="Comma-separated queues to consume (default: all).")
+@click.option("--beat/--no-beat", default=True, help="Also run the sweeper's schedule.")
+@click.option("--concurrency", type=int, help="Worker processes (default: one per core).")
+def worker(queues: str | None, beat: bool, concurrency: int | None) -> None:
+    """Run a Celery worker for the task queues."""
+    from tasks.worker import start_worker
+
+    settings = _settings()
+    _services(settings)
+    start_worker(
+        settings,
+        queues=queues.split(",") if queues else None,
+        beat=beat,
+        concurrency=concurrency or settings.worker_concurrency,
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from persistence.migrate import upgrade_to_head
+
+    database_url, _ = _services(_settings())
+    upgrade_to_head(database_url)
+    click.echo("aitasks: database is up to date")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""The one settings object. Every layer may import this module; it imports nothing of ours.
+
+Each bound is a named field with a default and a reason. Values come from `AITASKS_*`
+environment variables or a `.env` file; the OpenAI key and base URL also come from the
+standard `OPENAI_API_KEY` / `OPENAI_BASE_URL`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEMO_MODEL = "demo"
+# The model a deployment with an OpenAI key uses when AITASKS_DEFAULT_MODEL is not set.
+OPENAI_FALLBACK_MODEL = "gpt-4o-mini"
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+class ConfigurationError(Exception):
+    """Start-up refuses the configuration; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AITASKS_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    env: Literal["development", "production"] = "development"
+    database_url: str | None = None
+    redis_url: str | None = None
+    # Where `aitasks run` keeps the embedded PostgreSQL and Redis data.
+    data_dir: Path = Path(".aitasks")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    graphiql: bool | None = None
+
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AITASKS_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("AITASKS_OPENAI_BASE_URL", "OPENAI_BASE_URL")
+    )
+    # A provider that sends nothing for this long is treated as failed.
+    openai_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    default_model: str | None = None
+    # Models a caller may ask for, comma separated; `*` lets any name through to the provider.
+    models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # How long the offline demo model takes to write its answer (0 answers at once).
+    demo_duration_seconds: float = Field(default=3.0, ge=0, le=600)
+
+    # 32,000 characters is about 8,000 tokens: generous for a prompt, small enough for a row.
+    prompt_max_chars: int = Field(default=32_000, gt=0, le=1_000_000)
+    page_size_max: int = Field(default=100, gt=0, le=1000)
+
+    # A PENDING task older than this whose message may have been lost is sent again.
+    pending_requeue_seconds: float = Field(default=300.0, gt=0)
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    # A worker holds a running task for this long and renews it while alive; a task whose
+    # lease ran out belongs to a dead worker and is taken over.
+    task_lease_seconds: float = Field(default=60.0, ge=1)
+    # The longest a task may run before Celery stops it.
+    task_time_limit_seconds: float = Field(default=1800.0, gt=0)
+    # Redis broker: an unacknowledged message is handed out again after this long. It must
+    # exceed the longest task, or a task still running would be delivered a second time.
+    visibility_timeout_seconds: float = Field(default=3600.0, gt=0)
+    # Progress is written to PostgreSQL and Redis at most this often per task.
+    progress_interval_seconds: float = Field(default=0.5, ge=0)
+    worker_concurrency: int | None = Field(default=None, gt=0, le=256)
+
+    # The API gives up on handing a task to the broker after this long; the sweeper retries.
+    enqueue_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A quiet subscription re-reads its task from PostgreSQL this often, since Redis
+    # pub/sub may drop a message.
+    subscription_resync_seconds: float = Field(default=15.0, gt=0)
+    # Changes buffered for one slow subscriber before it is re-synced from PostgreSQL.
+    subscriber_queue_size: int = Field(default=256, gt=0, le=100_000)
+    # `aitasks run` waits this long for its processes to stop before killing them.
+    shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @property
+    def effective_default_model(self) -> str:
+        if self.default_model:
+            return self.default_model
+        return OPENAI_FALLBACK_MODEL if self.openai_api_key else DEMO_MODEL
+
+    @property
+    def allowed_models(self) -> frozenset[str]:
+        """The demo model is always there, so a fresh install can be tried offline."""
+        return frozenset({DEMO_MODEL, self.effective_default_model, *self.models})
+
+    @property
+    def any_model_allowed(self) -> bool:
+        return "*" in self.models
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else self.env == "development"
+
+    def check(self) -> None:
+        """Raise ConfigurationError with a sentence for the first thing that cannot work."""
+        for problem in _problems(self):
+            raise ConfigurationError(problem)
+
+    def require_services(self) -> tuple[str, str]:
+        """The database and Redis URLs, for processes that do not start embedded servers."""
+        if not self.database_url:
+            raise ConfigurationError(
+                "AITASKS_DATABASE_URL is not set: set it to a PostgreSQL URL such as "
+                "postgresql://user:password@localhost:5432/aitasks, or start everything "
+                "with `aitasks run`, which starts an embedded PostgreSQL."
+            )
+        if not self.redis_url:
+            raise ConfigurationError(
+                "AITASKS_REDIS_URL is not set: set it to a Redis URL such as "
+                "redis://localhost:6379/0, or start everything with `aitasks run`, "
+                "which starts an embedded Redis."
+            )
+        return self.database_url, self.redis_url
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def _problems(settings: Settings) -> list[str]:
+    problems = []
+    if settings.database_url and _scheme(settings.database_url) not in POSTGRES_SCHEMES:
+        problems.append(
+            "AITASKS_DATABASE_URL must be a PostgreSQL URL starting with postgresql:// "
+            f"(got one starting with {_scheme(settings.database_url) or 'no scheme'}://)."
+        )
+    if settings.redis_url and _scheme(settings.redis_url) not in REDIS_SCHEMES:
+        problems.append(
+            "AITASKS_REDIS_URL must be a Redis URL starting with redis://, rediss:// or "
+            f"unix:// (got {settings.redis_url!r})."
+        )
+    model = settings.effective_default_model
+    if model != DEMO_MODEL and not settings.openai_api_key:
+        problems.append(
+            f"AITASKS_DEFAULT_MODEL is {model!r} but no OpenAI key is set: set "
+            "OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server), or set "
+            "AITASKS_DEFAULT_MODEL=demo to use the offline demo model."
+        )
+    if settings.visibility_timeout_seconds <= settings.task_time_limit_seconds:
+        problems.append(
+            "AITASKS_VISIBILITY_TIMEOUT_SECONDS must be larger than "
+            "AITASKS_TASK_TIME_LIMIT_SECONDS, or a task still running would be handed to a "
+            "second worker."
+        )
+    return problems
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        name = "AITASKS_" + "_".join(str(part) for part in item["loc"]).upper()
+        lines.append(f"{name}: {item['msg']} (got {item.get('input')!r}).")
+    return "Invalid configuration. " + " ".join(lines) + " Fix these settings and start again."
+
+
+def load_settings() -> Settings:
+    """Read and check the settings, turning every problem into a ConfigurationError."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        raise ConfigurationError(describe_validation_error(error)) from None
+    settings.check()
+    return settings
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def export_service_urls(database_url: str, redis_url: str) -> None:
+    """Hand embedded servers' URLs to this process's settings and to child processes."""
+    os.environ["AITASKS_DATABASE_URL"] = database_url
+    os.environ["AITASKS_REDIS_URL"] = redis_url
+    get_settings.cache_clear()

@@ -1,0 +1,23 @@
+"""Alembic as the only way the schema is made: `aitasks migrate` and start-up checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # Alembic's config interpolates %; a password may contain one.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade_to_head(database_url: str) -> None:
+    """Bring the database to the newest schema. Safe to run again and from several places."""
+    command.upgrade(alembic_config(database_url), "head")

@@ -1,0 +1,71 @@
+"""The Celery app: Redis broker, a queue per task kind, late acknowledgement."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from graphql_app.settings import Settings
+from persistence.models import TaskKind
+
+# Celery task names are part of the wire format between API and workers: never rename.
+TASK_NAMES = {
+    TaskKind.TEXT_GENERATION: "aitasks.text_generation",
+}
+QUEUES = {
+    TaskKind.TEXT_GENERATION: "text_generation",
+    TaskKind.IMAGE_PROCESSING: "image_processing",
+    TaskKind.DATA_ANALYSIS: "data_analysis",
+}
+SWEEP_TASK_NAME = "aitasks.sweep_stale_tasks"
+# Maintenance work goes on its own queue, so a backlog of tasks cannot delay the sweeper.
+MAINTENANCE_QUEUE = "maintenance"
+# The broker answers within this or is treated as down (the sweeper covers what was lost).
+BROKER_CONNECT_TIMEOUT_SECONDS = 2.0
+
+
+def broker_url(redis_url: str) -> str:
+    """Kombu names a Redis unix socket `redis+socket://`; redis-py says `unix://`."""
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url.removeprefix("unix://")
+    return redis_url
+
+
+def create_celery_app(settings: Settings, redis_url: str) -> Celery:
+    app = Celery("aitasks", broker=broker_url(redis_url), set_as_current=False)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_time_limit=settings.task_time_limit_seconds,
+        task_queues=[Queue(name) for name in (*QUEUES.values(), MAINTENANCE_QUEUE)],
+        task_default_queue=QUEUES[TaskKind.TEXT_GENERATION],
+        task_routes={
+            **{name: {"queue": QUEUES[kind]} for kind, name in TASK_NAMES.items()},
+            SWEEP_TASK_NAME: {"queue": MAINTENANCE_QUEUE},
+        },
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_seconds,
+            "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
+        },
+        broker_connection_timeout=BROKER_CONNECT_TIMEOUT_SECONDS,
+        broker_connection_retry_on_startup=True,
+        # A failed publish is retried briefly, then left to the sweeper.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=False,
+        beat_schedule={
+            "sweep-stale-tasks": {
+                "task": SWEEP_TASK_NAME,
+                "schedule": settings.sweep_interval_seconds,
+                "options": {"expires": settings.sweep_interval_seconds},
+            }
+        },
+        # Beat keeps its schedule in memory: there is nothing to remember across restarts.
+        beat_scheduler="celery.beat:Scheduler",
+    )
+    return app

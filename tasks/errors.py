@@ -1,0 +1,37 @@
+"""Domain errors. Each has a stable `code`; the GraphQL layer maps them in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AitasksError(Exception):
+    """An expected failure whose message is safe and useful to show the caller."""
+
+    code = "AITASKS_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        # graphql-core copies this onto the GraphQL error.
+        return {"code": self.code}
+
+
+class TaskNotFoundError(AitasksError):
+    code = "NOT_FOUND"
+
+    def __init__(self, task_id: object) -> None:
+        super().__init__(f"No task with id {str(task_id)!r} exists.")
+
+
+class InvalidInputError(AitasksError):
+    """Input that cannot be accepted; `field` names the offending input field."""
+
+    code = "BAD_USER_INPUT"
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -1,0 +1,22 @@
+"""What a text model gives the runner: chunks of output, and failures it can explain."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    # Share of the answer written so far, where the model can tell (0..1).
+    progress: float | None = None
+
+
+class ProviderError(Exception):
+    """The model could not answer; the message is shown to the user as the task's error."""
+
+
+class TextProvider(Protocol):
+    def stream(self, prompt: str, model: str) -> AsyncIterator[Chunk]: ...

@@ -1,0 +1,60 @@
+"""Any OpenAI-compatible endpoint, through the `openai` SDK's streaming chat completions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx2
+import openai
+
+from tasks.providers.base import Chunk, ProviderError
+
+# Longest provider message quoted in a task's error.
+ERROR_DETAIL_CHARS = 500
+
+
+def create_client(api_key: str, base_url: str | None, timeout_seconds: float) -> openai.AsyncOpenAI:
+    # No SDK retries: failing fast keeps a task's outcome readable, and retrying belongs to
+    # the task queue, where it is visible on the task.
+    return openai.AsyncOpenAI(
+        api_key=api_key, base_url=base_url, timeout=timeout_seconds, max_retries=0
+    )
+
+
+def _describe(error: openai.OpenAIError, timeout_seconds: float) -> str:
+    if isinstance(error, openai.APITimeoutError):
+        return f"The model provider did not answer within {timeout_seconds:g} seconds."
+    if isinstance(error, openai.APIConnectionError):
+        return f"Could not reach the model provider: {error}"
+    if isinstance(error, openai.APIStatusError):
+        detail = str(error.message)[:ERROR_DETAIL_CHARS]
+        return f"The model provider answered HTTP {error.status_code}: {detail}"
+    return f"The model provider failed: {str(error)[:ERROR_DETAIL_CHARS]}"
+
+
+class OpenAIProvider:
+    def __init__(self, client: openai.AsyncOpenAI, timeout_seconds: float) -> None:
+        self._client = client
+        self._timeout = timeout_seconds
+
+    async def stream(self, prompt: str, model: str) -> AsyncIterator[Chunk]:
+        try:
+            response = await self._client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": prompt}], stream=True
+            )
+            # Closing the stream closes the HTTP response, so an abandoned answer stops
+            # costing tokens at the provider.
+            async with response:
+                async for event in response:
+                    for choice in event.choices:
+                        if choice.delta and choice.delta.content:
+                            yield Chunk(choice.delta.content)
+        except openai.OpenAIError as error:
+            raise ProviderError(_describe(error, self._timeout)) from error
+        except httpx2.TimeoutException as error:
+            # A stall in the middle of a streamed answer surfaces from the HTTP client.
+            raise ProviderError(
+                f"The model provider stopped answering for {self._timeout:g} seconds."
+            ) from error
+        except httpx2.TransportError as error:
+            raise ProviderError(f"The connection to the model provider broke: {error}") from error

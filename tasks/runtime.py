@@ -1,0 +1,94 @@
+"""What a worker process holds: one event loop, one engine, one Redis client.
+
+Celery has no asyncio. Each worker process keeps a single loop for its whole life and runs
+every task body on it, so the engine's pool and the clients are never used from a second
+loop. The runtime is made on first use in the process that runs tasks (after the fork),
+never at import time, and closed when the process ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
+from typing import Any, TypeVar
+
+import openai
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from graphql_app.settings import DEMO_MODEL, Settings, get_settings
+from persistence.database import create_engine, create_sessionmaker
+from persistence.events import publish
+from persistence.models import Task
+from persistence.unit_of_work import unit_of_work
+from tasks.providers.base import TextProvider
+from tasks.providers.demo import DemoProvider
+from tasks.providers.openai_provider import OpenAIProvider, create_client
+
+T = TypeVar("T")
+
+
+class WorkerRuntime:
+    def __init__(self, settings: Settings) -> None:
+        database_url, redis_url = settings.require_services()
+        name = f"aitasks-worker-{os.getpid()}"
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.engine = create_engine(database_url, application_name=name)
+        self.sessionmaker = create_sessionmaker(self.engine)
+        self.redis = Redis.from_url(redis_url, client_name=name)
+        self._openai: openai.AsyncOpenAI | None = None
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coroutine)
+
+    def provider_for(self, model: str) -> TextProvider:
+        if model == DEMO_MODEL:
+            return DemoProvider(self.settings.demo_duration_seconds)
+        if self._openai is None:
+            key = self.settings.openai_api_key
+            self._openai = create_client(
+                key.get_secret_value() if key else "",
+                self.settings.openai_base_url,
+                self.settings.openai_timeout_seconds,
+            )
+        return OpenAIProvider(self._openai, self.settings.openai_timeout_seconds)
+
+    async def write(self, change: Callable[[AsyncSession], Awaitable[Task | None]]) -> Task | None:
+        """Apply one change in its own transaction; publish it once committed."""
+        async with unit_of_work(self.sessionmaker) as uow:
+            task = await change(uow.session)
+            if task is not None:
+                uow.after_commit(partial(publish, self.redis, task))
+        return task
+
+    def close(self) -> None:
+        async def close_all() -> None:
+            await self.engine.dispose()
+            await self.redis.aclose()
+            if self._openai is not None:
+                await self._openai.close()
+
+        self.run(close_all())
+        self.loop.close()
+
+
+_runtime: WorkerRuntime | None = None
+_runtime_pid: int | None = None
+
+
+def get_runtime() -> WorkerRuntime:
+    """This process's runtime, made on first use; a forked child makes its own."""
+    global _runtime, _runtime_pid
+    if _runtime is None or _runtime_pid != os.getpid():
+        _runtime, _runtime_pid = WorkerRuntime(get_settings()), os.getpid()
+    return _runtime
+
+
+def close_runtime() -> None:
+    global _runtime
+    if _runtime is not None and _runtime_pid == os.getpid():
+        _runtime.close()
+    _runtime = None

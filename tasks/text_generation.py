@@ -1,0 +1,136 @@
+"""The text-generation task body: claim, stream from the model, record, finish."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence import repository
+from persistence.models import Task
+from tasks.providers.base import ProviderError
+from tasks.runtime import WorkerRuntime
+
+logger = logging.getLogger(__name__)
+
+UNEXPECTED_FAILURE = "The task failed unexpectedly in the worker; the worker log has details."
+
+
+class ClaimLost(Exception):
+    """Another worker took the task over (this one stalled past its lease): stop quietly."""
+
+
+class RunningTask:
+    """One claimed task: writes carry the claim's attempt number, so a worker that lost
+    the task changes nothing."""
+
+    def __init__(self, runtime: WorkerRuntime, task: Task) -> None:
+        self.runtime = runtime
+        self.task = task
+        self.attempt = task.attempts
+        self._last_progress_write = 0.0
+
+    async def _write(self, change: Callable[[AsyncSession], Awaitable[Task | None]]) -> Task:
+        task = await self.runtime.write(change)
+        if task is None:
+            raise ClaimLost
+        self.task = task
+        return task
+
+    async def report_progress(self, progress: float) -> None:
+        now = time.monotonic()
+        if now - self._last_progress_write < self.runtime.settings.progress_interval_seconds:
+            return
+        self._last_progress_write = now
+        await self._write(
+            partial(
+                repository.record_progress,
+                task_id=self.task.id,
+                attempt=self.attempt,
+                progress=min(max(progress, 0.0), 1.0),
+                lease_seconds=self.runtime.settings.task_lease_seconds,
+            )
+        )
+
+    async def complete(self, result: str) -> None:
+        await self._write(
+            partial(
+                repository.complete_task, task_id=self.task.id, attempt=self.attempt, result=result
+            )
+        )
+
+    async def fail(self, error: str) -> None:
+        await self._write(
+            partial(repository.fail_task, task_id=self.task.id, attempt=self.attempt, error=error)
+        )
+
+    async def generate(self) -> str:
+        provider = self.runtime.provider_for(self.task.model)
+        parts: list[str] = []
+        async for chunk in provider.stream(self.task.prompt, self.task.model):
+            parts.append(chunk.text)
+            if chunk.progress is not None and chunk.progress < 1:
+                await self.report_progress(chunk.progress)
+        return "".join(parts)
+
+    @contextlib.asynccontextmanager
+    async def lease(self) -> AsyncIterator[None]:
+        """Renew the claim in the background while the body runs."""
+        renewer = asyncio.create_task(self._renew_forever())
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            await asyncio.gather(renewer, return_exceptions=True)
+
+    async def _renew_forever(self) -> None:
+        seconds = self.runtime.settings.task_lease_seconds
+        while True:
+            await asyncio.sleep(seconds / 3)
+            async with self.runtime.sessionmaker.begin() as session:
+                await repository.renew_lease(session, self.task.id, self.attempt, seconds)
+
+
+async def _claim(runtime: WorkerRuntime, task_id: uuid.UUID) -> Task | None:
+    return await runtime.write(
+        partial(
+            repository.claim_task,
+            task_id=task_id,
+            lease_seconds=runtime.settings.task_lease_seconds,
+        )
+    )
+
+
+async def run_text_generation(runtime: WorkerRuntime, task_id: uuid.UUID) -> None:
+    """Run one text-generation task to COMPLETED or FAILED. Safe to deliver twice: a task
+    that is finished, or running in a live worker, is left alone."""
+    task = await _claim(runtime, task_id)
+    if task is None:
+        logger.info("task %s: nothing to do (finished, running elsewhere, or unknown)", task_id)
+        return
+    running = RunningTask(runtime, task)
+    limit = runtime.settings.task_time_limit_seconds
+    try:
+        async with running.lease():
+            try:
+                async with asyncio.timeout(limit):
+                    result = await running.generate()
+            except ProviderError as error:
+                await running.fail(str(error))
+            except TimeoutError:
+                await running.fail(f"The task ran longer than its limit of {limit:g} seconds.")
+            except ClaimLost:
+                raise
+            except Exception:
+                logger.exception("task %s failed unexpectedly", task_id)
+                await running.fail(UNEXPECTED_FAILURE)
+            else:
+                await running.complete(result)
+    except ClaimLost:
+        logger.warning("task %s was taken over by another worker; leaving it", task_id)
