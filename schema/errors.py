@@ -20,13 +20,18 @@ logger = logging.getLogger(__name__)
 UNEXPECTED_MESSAGE = "Unexpected error. It has been logged; please try again later."
 
 
-def should_mask(error: GraphQLError) -> bool:
+def is_unexpected(error: GraphQLError) -> bool:
     original = error.original_error
-    if original is None or isinstance(original, AitasksError):
-        return False
-    logger.error("unexpected error in %s", error.path, exc_info=original)
-    return True
+    return original is not None and not isinstance(original, AitasksError)
+
+
+def log_unexpected(errors: list[GraphQLError]) -> None:
+    """Log what will be masked, with its traceback; expected errors are the client's
+    business, not the operator's."""
+    for error in errors:
+        if is_unexpected(error):
+            logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
 
 
 def mask_errors() -> Callable[[], MaskErrors]:
-    return lambda: MaskErrors(should_mask_error=should_mask, error_message=UNEXPECTED_MESSAGE)
+    return lambda: MaskErrors(should_mask_error=is_unexpected, error_message=UNEXPECTED_MESSAGE)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from graphql_app.settings import Settings
 from persistence.models import TaskKind
@@ -31,6 +31,10 @@ def broker_url(redis_url: str) -> str:
     return redis_url
 
 
+def _queue(name: str) -> Queue:
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+
 def create_celery_app(settings: Settings, redis_url: str) -> Celery:
     app = Celery("aitasks", broker=broker_url(redis_url), set_as_current=False)
     app.conf.update(
@@ -41,7 +45,7 @@ def create_celery_app(settings: Settings, redis_url: str) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         task_time_limit=settings.task_time_limit_seconds,
-        task_queues=[Queue(name) for name in (*QUEUES.values(), MAINTENANCE_QUEUE)],
+        task_queues=[_queue(name) for name in (*QUEUES.values(), MAINTENANCE_QUEUE)],
         task_default_queue=QUEUES[TaskKind.TEXT_GENERATION],
         task_routes={
             **{name: {"queue": QUEUES[kind]} for kind, name in TASK_NAMES.items()},

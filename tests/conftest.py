@@ -1,0 +1,78 @@
+"""Session-wide real services: PostgreSQL, Redis, a local OpenAI-compatible server, and
+one stack (database, Redis, worker, API) that most tests share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.openai_server import OpenAICompatibleServer
+from tests.fixtures.stack import Backing, Stack, backing_services, stack_env
+
+TEST_MODELS = "echo,slow-echo,fail-500,hang"
+TEST_OPENAI_KEY = "sk-test-key"
+# Short, so the `hang` model fails in a test's time.
+TEST_OPENAI_TIMEOUT_SECONDS = "2"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("aitasks")
+
+
+@pytest.fixture(scope="session")
+def backing(workdir: Path) -> Iterator[Backing]:
+    with backing_services(workdir) as services:
+        yield services
+
+
+@pytest.fixture(scope="session")
+def openai_server() -> Iterator[OpenAICompatibleServer]:
+    server = OpenAICompatibleServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def make_stack(
+    backing: Backing, openai_server: OpenAICompatibleServer, workdir: Path
+) -> Iterator[Callable[..., Stack]]:
+    """Build stacks with settings of their own; all are stopped and dropped at the end."""
+    made: list[tuple[Stack, str]] = []
+
+    def make(**settings: str) -> Stack:
+        name, database_url = backing.new_database()
+        redis_url = backing.new_redis()
+        env = stack_env(
+            database_url,
+            redis_url,
+            OPENAI_API_KEY=TEST_OPENAI_KEY,
+            OPENAI_BASE_URL=openai_server.base_url,
+            AITASKS_MODELS=TEST_MODELS,
+            AITASKS_OPENAI_TIMEOUT_SECONDS=TEST_OPENAI_TIMEOUT_SECONDS,
+            **settings,
+        )
+        stack = Stack(database_url, redis_url, env, workdir)
+        made.append((stack, name))
+        return stack
+
+    yield make
+    for stack, name in made:
+        stack.stop()
+        backing.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def stack(make_stack: Callable[..., Stack]) -> Stack:
+    """The shared stack: one worker, one API."""
+    shared = make_stack()
+    shared.start_worker()
+    shared.start_api()
+    return shared

@@ -1,0 +1,71 @@
+"""`taskStatus` over graphql-transport-ws, against a real API, worker, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import pytest
+from gql.transport.exceptions import TransportQueryError
+
+from tests.fixtures.graphql import create_task, follow, poll_until_finished
+from tests.fixtures.stack import Stack
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_subscription_yields_pending_processing_completed_in_order(stack: Stack) -> None:
+    task = create_task(stack, prompt="Write a haiku about queues", model="demo")
+
+    updates = await follow(stack, task["id"])
+
+    statuses = [update["status"] for update in updates]
+    assert statuses[-1] == "COMPLETED"
+    assert "PROCESSING" in statuses
+    # The subscription may start after the worker has claimed the task; whatever it
+    # starts from, it only moves forward.
+    order = ["PENDING", "PROCESSING", "COMPLETED"]
+    assert [order.index(status) for status in statuses] == sorted(order.index(s) for s in statuses)
+    sequences = [update["sequence"] for update in updates]
+    assert sequences == sorted(set(sequences)), "sequences must strictly increase"
+    final = updates[-1]["task"]
+    assert final["result"].startswith("[demo model: offline")
+    assert "Write a haiku about queues" in final["result"]
+    assert final["progress"] == 1.0
+    assert final["finishedAt"] is not None
+    progress = [update["progress"] for update in updates]
+    assert progress == sorted(progress), "progress never goes backwards"
+
+
+async def test_subscription_after_completion_yields_final_state_and_completes(stack: Stack) -> None:
+    task = create_task(stack, prompt="Already done", model="demo")
+    finished = poll_until_finished(stack, task["id"])
+
+    updates = await follow(stack, task["id"])
+
+    assert len(updates) == 1
+    assert updates[0]["status"] == "COMPLETED"
+    assert updates[0]["sequence"] == finished["sequence"]
+    assert updates[0]["task"] == finished
+
+
+async def test_subscription_after_final_sequence_yields_nothing_and_completes(stack: Stack) -> None:
+    task = create_task(stack, prompt="Seen it all", model="demo")
+    finished = poll_until_finished(stack, task["id"])
+
+    assert await follow(stack, task["id"], after=finished["sequence"]) == []
+
+
+async def test_polling_gives_the_same_result_as_the_subscription(stack: Stack) -> None:
+    task = create_task(stack, prompt="Same answer both ways", model="demo")
+
+    updates = await follow(stack, task["id"])
+    polled = poll_until_finished(stack, task["id"])
+
+    assert polled == updates[-1]["task"]
+
+
+@pytest.mark.parametrize("task_id", ["6f1c1a52-7a0e-4c1e-9f0e-2f7b9d6c1a00", "not-a-task-id"])
+async def test_subscription_to_unknown_task_is_an_error(stack: Stack, task_id: str) -> None:
+    with pytest.raises(TransportQueryError) as raised:
+        await follow(stack, task_id)
+
+    assert "No task with id" in str(raised.value)
+    assert raised.value.errors[0]["extensions"]["code"] == "NOT_FOUND"
