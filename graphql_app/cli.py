@@ -67,7 +67,9 @@ def api() -> None:
 
 
 @main.command()
-@click.option("--queues", help="Comma-separated queues to consume (default: all).")
+@click.option(
+    "--queues", help="Comma-separated queues to consume (default: every queue with work)."
+)
 @click.option("--beat/--no-beat", default=True, help="Also run the sweeper's schedule.")
 @click.option("--concurrency", type=int, help="Worker processes (default: one per core).")
 def worker(queues: str | None, beat: bool, concurrency: int | None) -> None:
@@ -89,8 +91,12 @@ def migrate() -> None:
     """Bring the database schema up to date."""
     from persistence.migrate import upgrade_to_head
 
-    database_url, _ = _services(_settings())
-    upgrade_to_head(database_url)
+    settings = _settings()
+    if not settings.database_url:
+        raise click.ClickException(
+            "AITASKS_DATABASE_URL is not set: set it to the PostgreSQL URL to migrate."
+        )
+    upgrade_to_head(settings.database_url)
     click.echo("aitasks: database is up to date")
 
 

@@ -154,18 +154,18 @@ async def take_stale_tasks(
     Marks them enqueued now, so the next sweep leaves them alone for another interval, and
     skips rows another sweeper has locked, so two sweepers never send the same task twice.
     """
+    waited_long = func.now() - timedelta(seconds=pending_for_seconds)
     stale = (
         select(Task.id)
         .where(
             or_(
-                and_(
-                    Task.status == TaskStatus.PENDING,
-                    Task.enqueued_at < func.now() - timedelta(seconds=pending_for_seconds),
-                ),
+                and_(Task.status == TaskStatus.PENDING, Task.enqueued_at < waited_long),
+                # A dead worker's task goes out at once when its lease runs out, then again
+                # each interval, like a PENDING one, until a worker claims it.
                 and_(
                     Task.status == TaskStatus.PROCESSING,
                     Task.lease_expires_at < func.now(),
-                    Task.enqueued_at < func.now() - timedelta(seconds=pending_for_seconds),
+                    Task.enqueued_at < func.greatest(Task.lease_expires_at, waited_long),
                 ),
             )
         )

@@ -64,8 +64,11 @@ def make_stack(
         return stack
 
     yield make
+    # Every process is told to stop first, so they shut down side by side.
+    for stack, _ in made:
+        stack.terminate()
     for stack, name in made:
-        stack.stop()
+        stack.wait_stopped()
         backing.drop_database(name)
 
 

@@ -1,0 +1,39 @@
+# The two commands: `make run` starts everything, `make test` runs the suite.
+# Both create .venv and install into it on first use, with nothing else needed but Python.
+
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; \
+	done)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint schema bench clean
+
+$(INSTALLED): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "aitasks needs Python 3.11 or newer: install it, or pass PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(INSTALLED)
+	$(BIN)/aitasks run
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest
+
+lint: $(INSTALLED)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+schema: $(INSTALLED)
+	$(BIN)/strawberry export-schema schema:schema --output schema.graphql
+
+bench:
+	@echo "make bench: the benchmark suite is not written yet (it comes with the benchmarks issue)." >&2
+	@exit 1
+
+clean:
+	rm -rf $(VENV) .aitasks

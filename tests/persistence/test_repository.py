@@ -1,0 +1,146 @@
+"""Transitions are conditional: a duplicate or stale write changes nothing.
+
+Each test runs in a transaction that is rolled back, so nothing it writes is seen by the
+worker or any other test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence import repository
+from persistence.database import create_engine
+from persistence.models import Task, TaskKind, TaskStatus
+from tests.fixtures.stack import Stack
+
+pytestmark = pytest.mark.anyio
+LEASE = 30.0
+# Inside one transaction now() stands still, so the past is made explicit.
+AN_HOUR = timedelta(hours=1)
+
+
+@pytest.fixture
+async def session(stack: Stack) -> AsyncIterator[AsyncSession]:
+    engine = create_engine(stack.database_url, "aitasks-tests")
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        yield AsyncSession(bind=connection, expire_on_commit=False)
+        await transaction.rollback()
+    await engine.dispose()
+
+
+async def new_task(session: AsyncSession, prompt: str = "p") -> Task:
+    return await repository.insert_task(
+        session, kind=TaskKind.TEXT_GENERATION, prompt=prompt, model="demo"
+    )
+
+
+async def test_a_new_task_is_pending_with_sequence_one(session: AsyncSession) -> None:
+    task = await new_task(session)
+
+    assert (task.status, task.sequence, task.attempts, task.progress) == (
+        TaskStatus.PENDING,
+        1,
+        0,
+        0.0,
+    )
+
+
+async def test_a_task_is_claimed_once_and_each_change_bumps_the_sequence(
+    session: AsyncSession,
+) -> None:
+    task = await new_task(session)
+
+    claimed = await repository.claim_task(session, task.id, LEASE)
+    again = await repository.claim_task(session, task.id, LEASE)
+
+    assert claimed is not None and again is None
+    assert (claimed.status, claimed.sequence, claimed.attempts) == (TaskStatus.PROCESSING, 2, 1)
+    progressed = await repository.record_progress(session, task.id, 1, 0.5, LEASE)
+    assert progressed is not None and progressed.sequence == 3
+    completed = await repository.complete_task(session, task.id, 1, "done")
+    assert completed is not None
+    assert (completed.status, completed.sequence, completed.progress) == (
+        TaskStatus.COMPLETED,
+        4,
+        1.0,
+    )
+    assert completed.finished_at is not None and completed.started_at is not None
+
+
+async def test_a_finished_task_cannot_change_again(session: AsyncSession) -> None:
+    task = await new_task(session)
+    await repository.claim_task(session, task.id, LEASE)
+    await repository.complete_task(session, task.id, 1, "first")
+
+    assert await repository.complete_task(session, task.id, 1, "second") is None
+    assert await repository.fail_task(session, task.id, 1, "late failure") is None
+    assert await repository.record_progress(session, task.id, 1, 0.1, LEASE) is None
+    assert await repository.claim_task(session, task.id, LEASE) is None
+    stored = await repository.get_task(session, task.id)
+    assert stored is not None
+    assert (stored.status, stored.result, stored.sequence) == (TaskStatus.COMPLETED, "first", 3)
+
+
+async def test_a_worker_that_lost_its_claim_writes_nothing(session: AsyncSession) -> None:
+    task = await new_task(session)
+    await repository.claim_task(session, task.id, LEASE)
+    # The first worker stalls past its lease; a second one takes the task over.
+    await session.execute(
+        update(Task).where(Task.id == task.id).values(lease_expires_at=Task.created_at - AN_HOUR)
+    )
+    taken_over = await repository.claim_task(session, task.id, LEASE)
+    assert taken_over is not None and taken_over.attempts == 2
+
+    assert await repository.complete_task(session, task.id, 1, "stale") is None
+    assert await repository.renew_lease(session, task.id, 1, LEASE) is False
+    finished = await repository.complete_task(session, task.id, 2, "fresh")
+    assert finished is not None and finished.result == "fresh"
+
+
+async def test_a_running_task_with_a_live_lease_is_not_taken(session: AsyncSession) -> None:
+    task = await new_task(session)
+    await repository.claim_task(session, task.id, LEASE)
+
+    assert await repository.claim_task(session, task.id, LEASE) is None
+    assert await repository.renew_lease(session, task.id, 1, LEASE) is True
+
+
+async def test_stale_tasks_are_taken_once_per_interval(session: AsyncSession) -> None:
+    task = await new_task(session, prompt="stale")
+    await session.execute(
+        update(Task).where(Task.id == task.id).values(enqueued_at=Task.created_at - AN_HOUR)
+    )
+
+    first = await repository.take_stale_tasks(session, pending_for_seconds=60, limit=1000)
+    second = await repository.take_stale_tasks(session, pending_for_seconds=60, limit=1000)
+
+    assert task.id in {stale.id for stale in first}
+    assert task.id not in {stale.id for stale in second}
+
+
+async def test_a_dead_workers_task_is_sent_again_as_soon_as_its_lease_runs_out(
+    session: AsyncSession,
+) -> None:
+    task = await new_task(session, prompt="orphaned by a crash")
+    await repository.claim_task(session, task.id, LEASE)
+    await session.execute(
+        update(Task)
+        .where(Task.id == task.id)
+        .values(
+            enqueued_at=Task.created_at - AN_HOUR, lease_expires_at=Task.created_at - AN_HOUR / 2
+        )
+    )
+
+    # Sent once right away, even with a long interval for PENDING tasks...
+    first = await repository.take_stale_tasks(session, pending_for_seconds=3600 * 24, limit=1000)
+    # ...and not again until that interval has passed.
+    second = await repository.take_stale_tasks(session, pending_for_seconds=3600 * 24, limit=1000)
+
+    assert task.id in {stale.id for stale in first}
+    assert task.id not in {stale.id for stale in second}

@@ -1,0 +1,82 @@
+"""`task` (the polling fallback) and the newest-first `tasks` listing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.graphql import create_task, get_task, post
+from tests.fixtures.stack import Stack
+
+LIST = """
+query List($first: Int, $after: String, $status: TaskStatus) {
+  tasks(first: $first, after: $after, status: $status) {
+    edges { cursor node { id status prompt } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("task_id", ["0b0f6d0e-5c55-4b59-8f38-1d1d2b8a8a8a", "nope", ""])
+def test_task_with_an_unknown_id_is_null(stack: Stack, task_id: str) -> None:
+    assert get_task(stack, task_id) is None
+
+
+def test_task_returns_what_create_task_stored(stack: Stack) -> None:
+    created = create_task(stack, prompt="Remember me", model="demo")
+
+    polled = get_task(stack, created["id"])
+
+    assert polled is not None
+    assert polled["id"] == created["id"]
+    assert polled["prompt"] == "Remember me"
+    assert polled["createdAt"] == created["createdAt"]
+
+
+def test_tasks_pages_newest_first_without_gaps_or_repeats(stack: Stack) -> None:
+    prompts = [f"listing {n}" for n in range(5)]
+    ids = [create_task(stack, prompt=prompt)["id"] for prompt in prompts]
+
+    seen: list[str] = []
+    after = None
+    for _ in range(3):
+        page = post(stack, LIST, {"first": 2, "after": after})["data"]["tasks"]
+        seen += [edge["node"]["id"] for edge in page["edges"]]
+        assert page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
+        assert page["pageInfo"]["hasNextPage"] is True
+        after = page["pageInfo"]["endCursor"]
+
+    # The five newest tasks are ours, newest first; the sixth is older.
+    assert seen[:5] == list(reversed(ids))
+    assert len(set(seen)) == 6
+
+
+def test_tasks_filters_by_status(stack: Stack) -> None:
+    create_task(stack, prompt="never mind the status")
+
+    page = post(stack, LIST, {"first": 50, "status": "PENDING"})["data"]["tasks"]
+    statuses = {edge["node"]["status"] for edge in page["edges"]}
+
+    assert statuses <= {"PENDING"}
+    cancelled = post(stack, LIST, {"status": "CANCELLED"})["data"]["tasks"]
+    assert cancelled == {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"first": 0}, "`first` must be between 1 and 100"),
+        ({"first": 101}, "`first` must be between 1 and 100"),
+        ({"first": -5}, "`first` must be between 1 and 100"),
+        ({"after": "garbage"}, "`after` is not a cursor"),
+        ({"after": "dGFzazpub3BlfG5vcGU="}, "`after` is not a cursor"),
+    ],
+)
+def test_bad_paging_arguments_are_readable_errors(
+    stack: Stack, variables: dict[str, object], message: str
+) -> None:
+    body = post(stack, LIST, variables)
+
+    assert body["data"] is None
+    assert message in body["errors"][0]["message"]
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

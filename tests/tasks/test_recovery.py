@@ -1,0 +1,81 @@
+"""No task is lost and none finishes twice: lost messages, dead workers, a broker that is down.
+
+These stacks run with short leases and a fast sweeper, so recovery happens in test time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from tests.fixtures.graphql import create_task, follow, get_task, poll_until_finished
+from tests.fixtures.openai_server import OpenAICompatibleServer
+from tests.fixtures.stack import Stack, wait_until
+from tests.fixtures.tasks import insert_pending_task, read_task
+
+FAST_RECOVERY = {
+    "AITASKS_TASK_LEASE_SECONDS": "2",
+    "AITASKS_PENDING_REQUEUE_SECONDS": "1",
+    "AITASKS_SWEEP_INTERVAL_SECONDS": "0.5",
+}
+
+
+def test_a_task_whose_worker_was_killed_completes_exactly_once(
+    make_stack: Callable[..., Stack], openai_server: OpenAICompatibleServer
+) -> None:
+    stack = make_stack(**FAST_RECOVERY)
+    doomed = stack.start_worker()
+    stack.start_api()
+    prompt = "Survive a crash"
+    task = create_task(stack, prompt=prompt, model="slow-echo")
+    wait_until(
+        lambda: (
+            prompt in openai_server.recorded.prompts()
+            and get_task(stack, task["id"])["status"] == "PROCESSING"
+        ),  # type: ignore[index]
+        30,
+        "the worker to start streaming the task",
+    )
+
+    doomed.kill()
+    stack.start_worker()
+    updates = asyncio.run(follow(stack, task["id"]))
+
+    statuses = [update["status"] for update in updates]
+    assert statuses.count("COMPLETED") == 1 and statuses[-1] == "COMPLETED"
+    final = updates[-1]["task"]
+    assert final["result"] == f"Echo: {prompt}"
+    assert read_task(stack.database_url, task["id"]).attempts == 2
+    assert openai_server.recorded.prompts().count(prompt) == 2
+    assert openai_server.recorded.prompts(finished=True).count(prompt) == 1
+
+
+def test_a_task_whose_message_was_never_sent_is_picked_up_by_the_sweeper(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(**FAST_RECOVERY)
+    stack.start_worker()
+    stack.start_api()
+    orphan = insert_pending_task(stack.database_url, "Nobody sent me")
+
+    final = poll_until_finished(stack, str(orphan.id))
+
+    assert final["status"] == "COMPLETED"
+    assert "Nobody sent me" in final["result"]
+    assert read_task(stack.database_url, str(orphan.id)).attempts == 1
+
+
+def test_create_task_answers_while_the_broker_is_down_and_the_task_still_runs(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(**FAST_RECOVERY)
+    stack.start_worker()
+    # An API whose Redis is unreachable (nothing listens on port 1) but whose database works.
+    stack.start_api(AITASKS_REDIS_URL="redis://127.0.0.1:1/0")
+
+    task = create_task(stack, prompt="Queue me later")
+
+    assert task["__typename"] == "Task"
+    assert task["status"] == "PENDING"
+    final = poll_until_finished(stack, task["id"])
+    assert final["status"] == "COMPLETED"
