@@ -30,6 +30,10 @@ def _configure_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # These narrate every step at INFO: pgserver's commands with their whole output,
+    # alembic's plugin set-up, each health-check request.
+    for chatty in ("pgserver", "alembic.runtime.plugins", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 @click.group()

@@ -242,9 +242,12 @@ class TaskEventHub:
                         self._dispatch(message)
             except (RedisConnectionError, RedisTimeoutError, OSError) as error:
                 logger.warning("task events: Redis connection lost (%s); reconnecting", error)
-                self._everyone_out_of_sync()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RECONNECT_DELAY_SECONDS[1])
+            except Exception:
+                # Whatever it was, subscribers must keep getting events: start over.
+                logger.exception("task events: the reader failed; restarting it")
+            self._everyone_out_of_sync()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_DELAY_SECONDS[1])
 
     async def _connect(self) -> None:
         await self._pubsub.subscribe(HUB_CHANNEL, *self._listeners)

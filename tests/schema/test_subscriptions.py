@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
 from gql.transport.exceptions import TransportQueryError
 
@@ -69,3 +72,20 @@ async def test_subscription_to_unknown_task_is_an_error(stack: Stack, task_id: s
 
     assert "No task with id" in str(raised.value)
     assert raised.value.errors[0]["extensions"]["code"] == "NOT_FOUND"
+
+
+def test_a_subscription_on_another_api_process_sees_every_change(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack()
+    stack.start_worker()
+    stack.start_api()
+    other_api = Stack(stack.database_url, stack.redis_url, stack.env, stack.log_dir)
+    other_api.processes = stack.processes  # stopped with the stack it belongs to
+    other_api.start_api()
+    task = create_task(stack, prompt="Created here, watched there", model="demo")
+
+    updates = asyncio.run(follow(other_api, task["id"]))
+
+    assert updates[-1]["status"] == "COMPLETED"
+    assert updates[-1]["task"] == poll_until_finished(stack, task["id"])
