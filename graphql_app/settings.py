@@ -20,6 +20,9 @@ DEMO_MODEL = "demo"
 OPENAI_FALLBACK_MODEL = "gpt-4o-mini"
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+# Headroom past a task's time limit (which the task body enforces itself) before Celery
+# kills the worker process as a last resort.
+TASK_HARD_LIMIT_GRACE_SECONDS = 60.0
 
 
 class ConfigurationError(Exception):
@@ -64,8 +67,12 @@ class Settings(BaseSettings):
     # A worker holds a running task for this long and renews it while alive; a task whose
     # lease ran out belongs to a dead worker and is taken over.
     task_lease_seconds: float = Field(default=60.0, ge=1)
-    # The longest a task may run before Celery stops it.
+    # The longest a task may run; past it the task ends FAILED. Celery kills a worker
+    # process that is still busy TASK_HARD_LIMIT_GRACE_SECONDS later.
     task_time_limit_seconds: float = Field(default=1800.0, gt=0)
+    # A task whose worker was lost this many times (crash, out of memory) ends FAILED
+    # instead of taking down one worker after another.
+    max_attempts: int = Field(default=5, ge=1, le=100)
     # Redis broker: an unacknowledged message is handed out again after this long. It must
     # exceed the longest task, or a task still running would be delivered a second time.
     visibility_timeout_seconds: float = Field(default=3600.0, gt=0)
@@ -154,10 +161,12 @@ def _problems(settings: Settings) -> list[str]:
             "OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server), or set "
             "AITASKS_DEFAULT_MODEL=demo to use the offline demo model."
         )
-    if settings.visibility_timeout_seconds <= settings.task_time_limit_seconds:
+    longest_run = settings.task_time_limit_seconds + TASK_HARD_LIMIT_GRACE_SECONDS
+    if settings.visibility_timeout_seconds <= longest_run:
         problems.append(
             "AITASKS_VISIBILITY_TIMEOUT_SECONDS must be larger than "
-            "AITASKS_TASK_TIME_LIMIT_SECONDS, or a task still running would be handed to a "
+            f"AITASKS_TASK_TIME_LIMIT_SECONDS plus {TASK_HARD_LIMIT_GRACE_SECONDS:g} s "
+            f"({longest_run:g} s now), or a task still running would be handed to a "
             "second worker."
         )
     return problems

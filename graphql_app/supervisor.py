@@ -71,9 +71,10 @@ def _spawn(name: str, command: str) -> Child:
 
 
 def _stop(children: list[Child], timeout: float) -> None:
+    # Only the main processes are asked: the worker then finishes its running tasks with
+    # its pool intact, where a signal to the whole group would kill them mid-task.
     for child in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.process.pid, signal.SIGTERM)
+        child.process.terminate()
     deadline = time.monotonic() + timeout
     for child in children:
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -19,5 +19,6 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade_to_head(database_url: str) -> None:
-    """Bring the database to the newest schema. Safe to run again and from several places."""
+    """Bring the database to the newest schema. Safe to run again, and from several
+    processes at once (they take turns on an advisory lock)."""
     command.upgrade(alembic_config(database_url), "head")

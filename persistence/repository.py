@@ -63,17 +63,23 @@ def _lease(seconds: float) -> Any:
     return func.now() + timedelta(seconds=seconds)
 
 
-async def claim_task(
-    session: AsyncSession, task_id: uuid.UUID, lease_seconds: float
-) -> Task | None:
-    """Take a PENDING task, or one whose worker died (its lease ran out), for this worker.
+def _abandoned() -> Any:
+    """Running, but its worker stopped renewing the lease: the worker is gone."""
+    return and_(Task.status == TaskStatus.PROCESSING, Task.lease_expires_at < func.now())
 
-    Returns None when the task is running elsewhere, finished, or unknown. `attempts`
-    numbers the claim; later writes carry it, so a worker that lost its claim writes nothing.
+
+async def claim_task(
+    session: AsyncSession, task_id: uuid.UUID, lease_seconds: float, max_attempts: int
+) -> Task | None:
+    """Take a PENDING task, or one whose worker died, for this worker.
+
+    Returns None when the task is running elsewhere, finished, unknown, or has been
+    started `max_attempts` times already. `attempts` numbers the claim; later writes
+    carry it, so a worker that lost its claim writes nothing.
     """
     claimable = or_(
         Task.status == TaskStatus.PENDING,
-        and_(Task.status == TaskStatus.PROCESSING, Task.lease_expires_at < func.now()),
+        and_(_abandoned(), Task.attempts < max_attempts),
     )
     return await _transition(
         session,
@@ -163,8 +169,7 @@ async def take_stale_tasks(
                 # A dead worker's task goes out at once when its lease runs out, then again
                 # each interval, like a PENDING one, until a worker claims it.
                 and_(
-                    Task.status == TaskStatus.PROCESSING,
-                    Task.lease_expires_at < func.now(),
+                    _abandoned(),
                     Task.enqueued_at < func.greatest(Task.lease_expires_at, waited_long),
                 ),
             )
@@ -180,3 +185,47 @@ async def take_stale_tasks(
         .returning(Task)
     )
     return list((await session.execute(statement)).scalars().all())
+
+
+async def fail_abandoned_tasks(
+    session: AsyncSession, *, max_attempts: int, error: str, limit: int
+) -> list[Task]:
+    """End tasks whose worker was lost on every one of `max_attempts` tries.
+
+    Such a task most likely kills its worker (memory, a hard limit); trying again would
+    only take down one worker after another.
+    """
+    doomed = (
+        select(Task.id)
+        .where(_abandoned(), Task.attempts >= max_attempts)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(
+        (
+            await session.execute(
+                update(Task)
+                .where(Task.id.in_(doomed.scalar_subquery()))
+                .values(
+                    status=TaskStatus.FAILED,
+                    error=error,
+                    sequence=Task.sequence + 1,
+                    updated_at=func.now(),
+                    finished_at=func.now(),
+                    lease_expires_at=None,
+                )
+                .returning(Task)
+            )
+        )
+        .scalars()
+        .all()
+    )
+
+
+async def mark_not_enqueued(session: AsyncSession, task_ids: list[uuid.UUID]) -> None:
+    """Undo `take_stale_tasks` for tasks whose message could not be sent after all, so the
+    next sweep tries them again instead of waiting a whole interval."""
+    if task_ids:
+        await session.execute(
+            update(Task).where(Task.id.in_(task_ids)).values(enqueued_at=Task.created_at)
+        )

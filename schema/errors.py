@@ -22,7 +22,8 @@ UNEXPECTED_MESSAGE = "Unexpected error. It has been logged; please try again lat
 
 def is_unexpected(error: GraphQLError) -> bool:
     original = error.original_error
-    return original is not None and not isinstance(original, AitasksError)
+    # graphql-core wraps a bad variable's own GraphQLError: that one is for the client.
+    return original is not None and not isinstance(original, AitasksError | GraphQLError)
 
 
 def log_unexpected(errors: list[GraphQLError]) -> None:

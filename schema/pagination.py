@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from persistence.models import Task
 from persistence.repository import PageKey
 from tasks.errors import InvalidInputError
 
 PREFIX = "task:"
+# Years a cursor may name: PostgreSQL and Python both handle these without overflow.
+EARLIEST, LATEST = 2000, 9000
 
 
 def encode_cursor(task: Task) -> str:
@@ -25,8 +27,11 @@ def decode_cursor(cursor: str) -> PageKey:
         if not raw.startswith(PREFIX):
             raise ValueError(raw)
         created_at, task_id = raw.removeprefix(PREFIX).split("|", 1)
-        return PageKey(datetime.fromisoformat(created_at), uuid.UUID(task_id))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        key = PageKey(datetime.fromisoformat(created_at).astimezone(UTC), uuid.UUID(task_id))
+        if not EARLIEST <= key.created_at.year <= LATEST:
+            raise ValueError(created_at)
+        return key
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidInputError(
             "after", "`after` is not a cursor from this API; pass an `endCursor` you received."
         ) from None

@@ -26,7 +26,8 @@ class Task:
     result: str | None
     error: str | None
     sequence: int = strawberry.field(
-        description="Counts the task's changes; each update carries the next number."
+        description="Counts the task's changes: every change raises it. Updates arrive in "
+        "increasing order; one update may cover several changes."
     )
     created_at: datetime
     updated_at: datetime

@@ -44,7 +44,6 @@ def create_celery_app(settings: Settings, redis_url: str) -> Celery:
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        task_time_limit=settings.task_time_limit_seconds,
         task_queues=[_queue(name) for name in (*QUEUES.values(), MAINTENANCE_QUEUE)],
         task_default_queue=QUEUES[TaskKind.TEXT_GENERATION],
         task_routes={

@@ -24,7 +24,18 @@ class NewTask:
     kind: TaskKind
 
 
+def _check_text(field: str, value: str) -> None:
+    """Text PostgreSQL can store: valid UTF-8 (no lone surrogates) and no NUL."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(field, f"The {field} is not valid Unicode text.") from None
+    if "\x00" in value:
+        raise InvalidInputError(field, f"The {field} contains a NUL character, which is not text.")
+
+
 def _check_prompt(prompt: str, settings: Settings) -> None:
+    _check_text("prompt", prompt)
     if not prompt.strip():
         raise InvalidInputError("prompt", "The prompt is empty; write what the task should do.")
     if len(prompt) > settings.prompt_max_chars:
@@ -33,11 +44,10 @@ def _check_prompt(prompt: str, settings: Settings) -> None:
             f"The prompt is {len(prompt):,} characters long; the limit is "
             f"{settings.prompt_max_chars:,} (AITASKS_PROMPT_MAX_CHARS).",
         )
-    if "\x00" in prompt:
-        raise InvalidInputError("prompt", "The prompt contains a NUL character, which is not text.")
 
 
 def _check_model(model: str, settings: Settings) -> None:
+    _check_text("model", model)
     if len(model) > MODEL_NAME_MAX_CHARS or not model.strip():
         raise InvalidInputError("model", "The model name is empty or too long.")
     if model not in settings.allowed_models and not settings.any_model_allowed:

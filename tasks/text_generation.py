@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,9 @@ from tasks.runtime import WorkerRuntime
 logger = logging.getLogger(__name__)
 
 UNEXPECTED_FAILURE = "The task failed unexpectedly in the worker; the worker log has details."
+# The claim is renewed this many times per lease, so one slow or failed renewal still
+# leaves time for the next before the lease runs out.
+RENEWALS_PER_LEASE = 3
 
 
 class ClaimLost(Exception):
@@ -34,6 +37,7 @@ class RunningTask:
         self.runtime = runtime
         self.task = task
         self.attempt = task.attempts
+        self.claim_lost = False
         self._last_progress_write = 0.0
 
     async def _write(self, change: Callable[[AsyncSession], Awaitable[Task | None]]) -> Task:
@@ -79,22 +83,38 @@ class RunningTask:
                 await self.report_progress(chunk.progress)
         return "".join(parts)
 
-    @contextlib.asynccontextmanager
-    async def lease(self) -> AsyncIterator[None]:
-        """Renew the claim in the background while the body runs."""
-        renewer = asyncio.create_task(self._renew_forever())
+    async def generate_while_held(self) -> str:
+        """Generate, renewing the claim meanwhile; stop at once if the claim is lost, so
+        a task taken over by another worker is not streamed (and paid for) twice."""
+        body = asyncio.create_task(self.generate())
+        keeper = asyncio.create_task(self._keep_claim(body))
         try:
-            yield
+            return await body
+        except asyncio.CancelledError:
+            if self.claim_lost:
+                raise ClaimLost from None
+            raise
         finally:
-            renewer.cancel()
-            await asyncio.gather(renewer, return_exceptions=True)
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
 
-    async def _renew_forever(self) -> None:
+    async def _keep_claim(self, body: asyncio.Task[str]) -> None:
         seconds = self.runtime.settings.task_lease_seconds
         while True:
-            await asyncio.sleep(seconds / 3)
-            async with self.runtime.sessionmaker.begin() as session:
-                await repository.renew_lease(session, self.task.id, self.attempt, seconds)
+            await asyncio.sleep(seconds / RENEWALS_PER_LEASE)
+            try:
+                async with self.runtime.sessionmaker.begin() as session:
+                    held = await repository.renew_lease(
+                        session, self.task.id, self.attempt, seconds
+                    )
+            except Exception as error:
+                # The next renewal may succeed before the lease runs out.
+                logger.warning("task %s: could not renew its lease (%s)", self.task.id, error)
+                continue
+            if not held:
+                self.claim_lost = True
+                body.cancel()
+                return
 
 
 async def _claim(runtime: WorkerRuntime, task_id: uuid.UUID) -> Task | None:
@@ -103,8 +123,24 @@ async def _claim(runtime: WorkerRuntime, task_id: uuid.UUID) -> Task | None:
             repository.claim_task,
             task_id=task_id,
             lease_seconds=runtime.settings.task_lease_seconds,
+            max_attempts=runtime.settings.max_attempts,
         )
     )
+
+
+async def _run_claimed(running: RunningTask) -> None:
+    limit = running.runtime.settings.task_time_limit_seconds
+    try:
+        async with asyncio.timeout(limit) as deadline:
+            result = await running.generate_while_held()
+    except ProviderError as error:
+        await running.fail(str(error))
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        await running.fail(f"The task ran longer than its limit of {limit:g} seconds.")
+    else:
+        await running.complete(result)
 
 
 async def run_text_generation(runtime: WorkerRuntime, task_id: uuid.UUID) -> None:
@@ -115,22 +151,11 @@ async def run_text_generation(runtime: WorkerRuntime, task_id: uuid.UUID) -> Non
         logger.info("task %s: nothing to do (finished, running elsewhere, or unknown)", task_id)
         return
     running = RunningTask(runtime, task)
-    limit = runtime.settings.task_time_limit_seconds
     try:
-        async with running.lease():
-            try:
-                async with asyncio.timeout(limit):
-                    result = await running.generate()
-            except ProviderError as error:
-                await running.fail(str(error))
-            except TimeoutError:
-                await running.fail(f"The task ran longer than its limit of {limit:g} seconds.")
-            except ClaimLost:
-                raise
-            except Exception:
-                logger.exception("task %s failed unexpectedly", task_id)
-                await running.fail(UNEXPECTED_FAILURE)
-            else:
-                await running.complete(result)
+        await _run_claimed(running)
     except ClaimLost:
         logger.warning("task %s was taken over by another worker; leaving it", task_id)
+    except Exception:
+        logger.exception("task %s failed unexpectedly", task_id)
+        with contextlib.suppress(ClaimLost):
+            await running.fail(UNEXPECTED_FAILURE)

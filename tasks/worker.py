@@ -7,7 +7,7 @@ import uuid
 from celery import Celery
 from celery.signals import worker_process_shutdown
 
-from graphql_app.settings import Settings
+from graphql_app.settings import TASK_HARD_LIMIT_GRACE_SECONDS, Settings
 from persistence.models import TaskKind
 from tasks.celery_app import (
     MAINTENANCE_QUEUE,
@@ -20,9 +20,6 @@ from tasks.runtime import close_runtime, get_runtime
 from tasks.sweeper import sweep_stale_tasks
 from tasks.text_generation import run_text_generation
 
-# Headroom past the task limit that our own timeout enforces before Celery kills the process.
-HARD_LIMIT_GRACE_SECONDS = 60
-
 
 def create_worker_app(settings: Settings) -> Celery:
     _, redis_url = settings.require_services()
@@ -30,7 +27,7 @@ def create_worker_app(settings: Settings) -> Celery:
 
     @app.task(
         name=TASK_NAMES[TaskKind.TEXT_GENERATION],
-        time_limit=settings.task_time_limit_seconds + HARD_LIMIT_GRACE_SECONDS,
+        time_limit=settings.task_time_limit_seconds + TASK_HARD_LIMIT_GRACE_SECONDS,
     )
     def text_generation(task_id: str) -> None:
         """Run a text-generation task (idempotent: see run_text_generation)."""

@@ -3,6 +3,7 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from persistence.database import create_engine
@@ -12,9 +13,14 @@ config = context.config
 target_metadata = Base.metadata
 
 
+# Held while migrating, so two `aitasks migrate` started at once run one after the other.
+MIGRATION_LOCK_KEY = 0x61697461736B73  # "aitasks"
+
+
 def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata)
     with context.begin_transaction():
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 

@@ -20,6 +20,7 @@ from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.anyio
 LEASE = 30.0
+MAX_ATTEMPTS = 3
 # Inside one transaction now() stands still, so the past is made explicit.
 AN_HOUR = timedelta(hours=1)
 
@@ -56,8 +57,8 @@ async def test_a_task_is_claimed_once_and_each_change_bumps_the_sequence(
 ) -> None:
     task = await new_task(session)
 
-    claimed = await repository.claim_task(session, task.id, LEASE)
-    again = await repository.claim_task(session, task.id, LEASE)
+    claimed = await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    again = await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
 
     assert claimed is not None and again is None
     assert (claimed.status, claimed.sequence, claimed.attempts) == (TaskStatus.PROCESSING, 2, 1)
@@ -75,13 +76,13 @@ async def test_a_task_is_claimed_once_and_each_change_bumps_the_sequence(
 
 async def test_a_finished_task_cannot_change_again(session: AsyncSession) -> None:
     task = await new_task(session)
-    await repository.claim_task(session, task.id, LEASE)
+    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
     await repository.complete_task(session, task.id, 1, "first")
 
     assert await repository.complete_task(session, task.id, 1, "second") is None
     assert await repository.fail_task(session, task.id, 1, "late failure") is None
     assert await repository.record_progress(session, task.id, 1, 0.1, LEASE) is None
-    assert await repository.claim_task(session, task.id, LEASE) is None
+    assert await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS) is None
     stored = await repository.get_task(session, task.id)
     assert stored is not None
     assert (stored.status, stored.result, stored.sequence) == (TaskStatus.COMPLETED, "first", 3)
@@ -89,12 +90,12 @@ async def test_a_finished_task_cannot_change_again(session: AsyncSession) -> Non
 
 async def test_a_worker_that_lost_its_claim_writes_nothing(session: AsyncSession) -> None:
     task = await new_task(session)
-    await repository.claim_task(session, task.id, LEASE)
+    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
     # The first worker stalls past its lease; a second one takes the task over.
     await session.execute(
         update(Task).where(Task.id == task.id).values(lease_expires_at=Task.created_at - AN_HOUR)
     )
-    taken_over = await repository.claim_task(session, task.id, LEASE)
+    taken_over = await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
     assert taken_over is not None and taken_over.attempts == 2
 
     assert await repository.complete_task(session, task.id, 1, "stale") is None
@@ -105,9 +106,9 @@ async def test_a_worker_that_lost_its_claim_writes_nothing(session: AsyncSession
 
 async def test_a_running_task_with_a_live_lease_is_not_taken(session: AsyncSession) -> None:
     task = await new_task(session)
-    await repository.claim_task(session, task.id, LEASE)
+    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
 
-    assert await repository.claim_task(session, task.id, LEASE) is None
+    assert await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS) is None
     assert await repository.renew_lease(session, task.id, 1, LEASE) is True
 
 
@@ -128,7 +129,7 @@ async def test_a_dead_workers_task_is_sent_again_as_soon_as_its_lease_runs_out(
     session: AsyncSession,
 ) -> None:
     task = await new_task(session, prompt="orphaned by a crash")
-    await repository.claim_task(session, task.id, LEASE)
+    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
     await session.execute(
         update(Task)
         .where(Task.id == task.id)
@@ -144,3 +145,29 @@ async def test_a_dead_workers_task_is_sent_again_as_soon_as_its_lease_runs_out(
 
     assert task.id in {stale.id for stale in first}
     assert task.id not in {stale.id for stale in second}
+
+
+async def expire_lease(session: AsyncSession, task: Task) -> None:
+    await session.execute(
+        update(Task).where(Task.id == task.id).values(lease_expires_at=Task.created_at - AN_HOUR)
+    )
+
+
+async def test_a_task_that_lost_its_worker_too_often_is_failed_not_retried(
+    session: AsyncSession,
+) -> None:
+    task = await new_task(session, prompt="kills its worker")
+    for _ in range(MAX_ATTEMPTS):
+        assert await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS) is not None
+        await expire_lease(session, task)
+
+    assert await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS) is None
+    failed = await repository.fail_abandoned_tasks(
+        session, max_attempts=MAX_ATTEMPTS, error="gave up", limit=1000
+    )
+
+    mine = [failed_task for failed_task in failed if failed_task.id == task.id]
+    assert len(mine) == 1
+    assert (mine[0].status, mine[0].error, mine[0].sequence) == (TaskStatus.FAILED, "gave up", 5)
+    stale = await repository.take_stale_tasks(session, pending_for_seconds=0, limit=1000)
+    assert task.id not in {stale_task.id for stale_task in stale}

@@ -51,6 +51,9 @@ def test_create_task_with_a_chosen_model_keeps_it(stack: Stack) -> None:
         ({"prompt": " \n\t "}, "prompt", "The prompt is empty"),
         ({"prompt": "x" * 32_001}, "prompt", "32,001 characters long; the limit is 32,000"),
         ({"prompt": "nul \x00 byte"}, "prompt", "NUL character"),
+        ({"prompt": "lone \ud800 surrogate"}, "prompt", "not valid Unicode text"),
+        ({"prompt": "hi", "model": "de\x00mo"}, "model", "NUL character"),
+        ({"prompt": "hi", "model": "\udfff"}, "model", "not valid Unicode text"),
         ({"prompt": "hi", "model": "gpt-nonexistent"}, "model", "Unknown model 'gpt-nonexistent'"),
         ({"prompt": "hi", "model": ""}, "model", "empty or too long"),
         ({"prompt": "hi", "model": "m" * 500}, "model", "empty or too long"),
@@ -79,21 +82,21 @@ def test_a_prompt_at_the_limit_is_accepted(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize(
-    "variables",
+    ("variables", "message"),
     [
-        {},
-        {"input": {}},
-        {"input": {"prompt": 42}},
-        {"input": {"prompt": "hi", "kind": "POETRY"}},
+        ({}, "Expected a value of non-null type 'CreateTaskInput!'"),
+        ({"input": {}}, "to include required field 'prompt'"),
+        ({"input": {"prompt": 42}}, "String cannot represent a non string value"),
+        ({"input": {"prompt": "hi", "kind": "POETRY"}}, "'POETRY'"),
     ],
 )
-def test_malformed_variables_get_a_graphql_error_not_a_500(
-    stack: Stack, variables: dict[str, object]
+def test_malformed_variables_get_a_graphql_error_saying_what_is_wrong(
+    stack: Stack, variables: dict[str, object], message: str
 ) -> None:
     body = post(stack, CREATE_TASK, variables)
 
     assert body.get("data") is None
-    assert body["errors"][0]["message"]
+    assert message in body["errors"][0]["message"]
 
 
 @pytest.mark.parametrize(

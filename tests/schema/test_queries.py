@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from tests.fixtures.graphql import create_task, get_task, post
+from tests.fixtures.graphql import create_task, get_task, poll_until_finished, post
 from tests.fixtures.stack import Stack
+from tests.fixtures.tasks import insert_pending_task
 
 LIST = """
 query List($first: Int, $after: String, $status: TaskStatus) {
@@ -15,6 +18,11 @@ query List($first: Int, $after: String, $status: TaskStatus) {
   }
 }
 """
+
+
+def cursor(created_at: str) -> str:
+    raw = f"task:{created_at}|0b0f6d0e-5c55-4b59-8f38-1d1d2b8a8a8a"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
 @pytest.mark.parametrize("task_id", ["0b0f6d0e-5c55-4b59-8f38-1d1d2b8a8a8a", "nope", ""])
@@ -38,26 +46,33 @@ def test_tasks_pages_newest_first_without_gaps_or_repeats(stack: Stack) -> None:
     ids = [create_task(stack, prompt=prompt)["id"] for prompt in prompts]
 
     seen: list[str] = []
+    has_next: list[bool] = []
     after = None
     for _ in range(3):
         page = post(stack, LIST, {"first": 2, "after": after})["data"]["tasks"]
         seen += [edge["node"]["id"] for edge in page["edges"]]
+        has_next.append(page["pageInfo"]["hasNextPage"])
         assert page["pageInfo"]["endCursor"] == page["edges"][-1]["cursor"]
-        assert page["pageInfo"]["hasNextPage"] is True
         after = page["pageInfo"]["endCursor"]
 
-    # The five newest tasks are ours, newest first; the sixth is older.
+    # The five newest tasks are ours, newest first, each exactly once.
     assert seen[:5] == list(reversed(ids))
-    assert len(set(seen)) == 6
+    assert len(seen) == len(set(seen))
+    assert has_next[:2] == [True, True]
 
 
 def test_tasks_filters_by_status(stack: Stack) -> None:
-    create_task(stack, prompt="never mind the status")
+    # No message is sent for this one, so it stays PENDING while the test looks.
+    waiting = insert_pending_task(stack.database_url, "waiting in line")
+    finished = poll_until_finished(stack, create_task(stack, prompt="done soon")["id"])
 
-    page = post(stack, LIST, {"first": 50, "status": "PENDING"})["data"]["tasks"]
-    statuses = {edge["node"]["status"] for edge in page["edges"]}
+    pending = post(stack, LIST, {"first": 50, "status": "PENDING"})["data"]["tasks"]
+    completed = post(stack, LIST, {"first": 50, "status": "COMPLETED"})["data"]["tasks"]
 
-    assert statuses <= {"PENDING"}
+    assert str(waiting.id) in [edge["node"]["id"] for edge in pending["edges"]]
+    assert {edge["node"]["status"] for edge in pending["edges"]} == {"PENDING"}
+    assert completed["edges"][0]["node"]["id"] == finished["id"]
+    assert {edge["node"]["status"] for edge in completed["edges"]} == {"COMPLETED"}
     cancelled = post(stack, LIST, {"status": "CANCELLED"})["data"]["tasks"]
     assert cancelled == {"edges": [], "pageInfo": {"hasNextPage": False, "endCursor": None}}
 
@@ -70,6 +85,8 @@ def test_tasks_filters_by_status(stack: Stack) -> None:
         ({"first": -5}, "`first` must be between 1 and 100"),
         ({"after": "garbage"}, "`after` is not a cursor"),
         ({"after": "dGFzazpub3BlfG5vcGU="}, "`after` is not a cursor"),
+        ({"after": cursor("0001-01-01T00:00:00+01:00")}, "`after` is not a cursor"),
+        ({"after": cursor("9999-12-31T23:59:59-01:00")}, "`after` is not a cursor"),
     ],
 )
 def test_bad_paging_arguments_are_readable_errors(
@@ -80,3 +97,10 @@ def test_bad_paging_arguments_are_readable_errors(
     assert body["data"] is None
     assert message in body["errors"][0]["message"]
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def test_a_page_size_beyond_graphql_int_is_a_readable_error(stack: Stack) -> None:
+    body = post(stack, LIST, {"first": 2**31})
+
+    assert body["data"] is None
+    assert "Int cannot represent non 32-bit signed integer value" in body["errors"][0]["message"]

@@ -8,8 +8,9 @@ from collections.abc import Callable
 import pytest
 from gql.transport.exceptions import TransportQueryError
 
-from tests.fixtures.graphql import create_task, follow, poll_until_finished
+from tests.fixtures.graphql import create_task, follow, poll_until_finished, watch
 from tests.fixtures.stack import Stack
+from tests.fixtures.tasks import change_task, insert_pending_task
 
 pytestmark = pytest.mark.anyio
 
@@ -89,3 +90,65 @@ def test_a_subscription_on_another_api_process_sees_every_change(
 
     assert updates[-1]["status"] == "COMPLETED"
     assert updates[-1]["task"] == poll_until_finished(stack, task["id"])
+
+
+async def test_resuming_after_a_sequence_yields_only_later_changes(stack: Stack) -> None:
+    task = create_task(stack, prompt="Resume me halfway", model="demo")
+    seen = await anext(aiter(watch(stack, task["id"])))
+
+    updates = await follow(stack, task["id"], after=seen["sequence"])
+
+    assert updates, "a running task has later changes"
+    assert all(update["sequence"] > seen["sequence"] for update in updates)
+    assert updates[-1]["status"] == "COMPLETED"
+
+
+async def test_a_change_whose_message_was_lost_is_read_back_from_the_database(
+    stack: Stack,
+) -> None:
+    waiting = await asyncio.to_thread(insert_pending_task, stack.database_url, "lost in transit")
+    updates = watch(stack, str(waiting.id))
+    assert (await anext(updates))["status"] == "PENDING"
+
+    # The claim's message is lost; the completion's arrives with a gap in `sequence`.
+    await asyncio.to_thread(
+        change_task, stack.database_url, stack.redis_url, str(waiting.id), ["claim"], announce=False
+    )
+    await asyncio.to_thread(
+        change_task,
+        stack.database_url,
+        stack.redis_url,
+        str(waiting.id),
+        ["complete"],
+        announce=True,
+    )
+
+    rest = [update async for update in updates]
+    assert [update["status"] for update in rest] == ["COMPLETED"]
+    assert rest[0]["sequence"] == 3
+    assert rest[0]["task"]["result"] == "by hand"
+
+
+def test_a_quiet_subscription_notices_changes_nobody_announced(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(AITASKS_SUBSCRIPTION_RESYNC_SECONDS="0.5")
+    stack.start_api()
+    waiting = insert_pending_task(stack.database_url, "silently done")
+
+    async def scenario() -> list[dict[str, object]]:
+        updates = watch(stack, str(waiting.id))
+        first = await anext(updates)
+        await asyncio.to_thread(
+            change_task,
+            stack.database_url,
+            stack.redis_url,
+            str(waiting.id),
+            ["claim", "complete"],
+            announce=False,
+        )
+        return [first] + [update async for update in updates]
+
+    updates = asyncio.run(scenario())
+
+    assert [update["status"] for update in updates] == ["PENDING", "COMPLETED"]
