@@ -61,7 +61,6 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
         yield Services(
             settings=settings,
             sessionmaker=create_sessionmaker(engine),
-            redis=redis,
             hub=hub,
             dispatcher=dispatcher,
         )

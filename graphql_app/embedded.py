@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,6 @@ class EmbeddedServices:
 
     postgres: Any = None
     redis: Any = None
-    urls: dict[str, str] = field(default_factory=dict)
 
     def stop(self) -> None:
         if self.redis is not None:

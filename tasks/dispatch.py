@@ -47,3 +47,5 @@ class Dispatcher:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        # Releases the broker connections of Celery's producer pool.
+        self._celery_app.close()
