@@ -97,13 +97,13 @@ class Settings(BaseSettings):
             return [name.strip() for name in value.split(",") if name.strip()]
         return value
 
-    @property
+    @functools.cached_property
     def effective_default_model(self) -> str:
         if self.default_model:
             return self.default_model
         return OPENAI_FALLBACK_MODEL if self.openai_api_key else DEMO_MODEL
 
-    @property
+    @functools.cached_property
     def allowed_models(self) -> frozenset[str]:
         """The demo model is always there, so a fresh install can be tried offline."""
         return frozenset({DEMO_MODEL, self.effective_default_model, *self.models})

@@ -70,6 +70,10 @@ class Task(Base):
     # Until when the worker running it holds it; renewed while that worker is alive.
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
+    # Server-set columns (created_at, sequence, ...) come back in the INSERT's RETURNING,
+    # so a new task is complete without a second round trip.
+    __mapper_args__ = {"eager_defaults": True}
+
     __table_args__ = (
         Index("ix_tasks_created_at_id", "created_at", "id"),
         Index("ix_tasks_status_created_at_id", "status", "created_at", "id"),

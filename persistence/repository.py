@@ -25,8 +25,7 @@ class PageKey:
 async def insert_task(session: AsyncSession, *, kind: TaskKind, prompt: str, model: str) -> Task:
     task = Task(kind=kind, prompt=prompt, model=model, status=TaskStatus.PENDING)
     session.add(task)
-    await session.flush()
-    await session.refresh(task)
+    await session.flush()  # the mapper's eager defaults come back with the INSERT
     return task
 
 
@@ -46,13 +45,18 @@ async def list_tasks(
     return list((await session.scalars(query)).all())
 
 
+def _change(**values: Any) -> dict[str, Any]:
+    """The values of a visible change: every one bumps `sequence` and `updated_at`."""
+    return {"sequence": Task.sequence + 1, "updated_at": func.now(), **values}
+
+
 async def _transition(
     session: AsyncSession, task_id: uuid.UUID, condition: Any, **values: Any
 ) -> Task | None:
     statement = (
         update(Task)
         .where(Task.id == task_id, condition)
-        .values(sequence=Task.sequence + 1, updated_at=func.now(), **values)
+        .values(_change(**values))
         .returning(Task)
         .execution_options(populate_existing=True)
     )
@@ -201,25 +205,20 @@ async def fail_abandoned_tasks(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list(
-        (
-            await session.execute(
-                update(Task)
-                .where(Task.id.in_(doomed.scalar_subquery()))
-                .values(
-                    status=TaskStatus.FAILED,
-                    error=error,
-                    sequence=Task.sequence + 1,
-                    updated_at=func.now(),
-                    finished_at=func.now(),
-                    lease_expires_at=None,
-                )
-                .returning(Task)
+    statement = (
+        update(Task)
+        .where(Task.id.in_(doomed.scalar_subquery()))
+        .values(
+            _change(
+                status=TaskStatus.FAILED,
+                error=error,
+                finished_at=func.now(),
+                lease_expires_at=None,
             )
         )
-        .scalars()
-        .all()
+        .returning(Task)
     )
+    return list((await session.execute(statement)).scalars().all())
 
 
 async def mark_not_enqueued(session: AsyncSession, task_ids: list[uuid.UUID]) -> None:

@@ -31,9 +31,9 @@ class Dispatcher:
         self._timeout = timeout_seconds
         self._executor = ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="enqueue")
 
-    async def enqueue(self, task: Task) -> bool:
-        """True once the broker has the message. False if it could not be sent now: the
-        task stays PENDING and the sweeper sends it later."""
+    async def enqueue(self, task: Task) -> None:
+        """Hand the task's message to the broker. If it cannot be sent now, the task stays
+        PENDING and the sweeper sends it later."""
         loop = asyncio.get_running_loop()
         send = loop.run_in_executor(
             self._executor, send_task, self._celery_app, str(task.id), task.kind
@@ -42,8 +42,6 @@ class Dispatcher:
             await asyncio.wait_for(send, self._timeout)
         except Exception as error:
             logger.warning("task %s not enqueued now (%s); the sweeper will retry", task.id, error)
-            return False
-        return True
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

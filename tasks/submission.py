@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,10 +85,7 @@ async def create_task(
         uow.session, kind=new_task.kind, prompt=new_task.prompt, model=model
     )
 
-    async def enqueue() -> None:
-        await dispatcher.enqueue(task)
-
-    uow.after_commit(enqueue)
+    uow.after_commit(partial(dispatcher.enqueue, task))
     return task
 
 
