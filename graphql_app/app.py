@@ -52,7 +52,13 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
     database_url, redis_url = settings.require_services()
     engine = create_engine(database_url, APPLICATION_NAME)
     redis = Redis.from_url(redis_url, client_name=APPLICATION_NAME)
-    hub = TaskEventHub(redis, settings.subscriber_queue_size)
+    sessionmaker = create_sessionmaker(engine)
+    hub = TaskEventHub(
+        redis,
+        sessionmaker,
+        max_buffered=settings.subscriber_queue_size,
+        audit_seconds=settings.subscription_resync_seconds,
+    )
     dispatcher = Dispatcher(
         create_celery_app(settings, redis_url), settings.enqueue_timeout_seconds
     )
@@ -60,8 +66,9 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
     try:
         yield Services(
             settings=settings,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             hub=hub,
+            redis=redis,
             dispatcher=dispatcher,
         )
     finally:

@@ -76,16 +76,23 @@ class Settings(BaseSettings):
     # Redis broker: an unacknowledged message is handed out again after this long. It must
     # exceed the longest task, or a task still running would be delivered a second time.
     visibility_timeout_seconds: float = Field(default=3600.0, gt=0)
-    # Progress is written to PostgreSQL and Redis at most this often per task.
-    progress_interval_seconds: float = Field(default=0.5, ge=0)
+    # Streamed output is written (one UPDATE, one logged event, one message) when this
+    # much text has gathered or this long has passed since the last write, whichever is
+    # first: a fast model then costs a write per 200 characters, not one per token.
+    stream_flush_chars: int = Field(default=200, gt=0, le=1_000_000)
+    stream_flush_seconds: float = Field(default=0.05, ge=0)
+    # The change log of a task is kept this long after it ends; after that, resuming a
+    # subscription on it gives its final state as one update.
+    event_retention_hours: float = Field(default=168.0, gt=0)
     worker_concurrency: int | None = Field(default=None, gt=0, le=256)
 
     # The API gives up on handing a task to the broker after this long; the sweeper retries.
     enqueue_timeout_seconds: float = Field(default=5.0, gt=0)
-    # A quiet subscription re-reads its task from PostgreSQL this often, since Redis
-    # pub/sub may drop a message.
+    # Each API process checks its subscriptions against PostgreSQL this often (one query
+    # per 1,000 subscribed tasks), since a worker may commit a change and die before
+    # publishing it; a dashboard feed with nothing heard re-reads recent changes as often.
     subscription_resync_seconds: float = Field(default=15.0, gt=0)
-    # Changes buffered for one slow subscriber before it is re-synced from PostgreSQL.
+    # Changes buffered for one slow subscriber before it catches up from the log instead.
     subscriber_queue_size: int = Field(default=256, gt=0, le=100_000)
     # `aitasks run` waits this long for its processes to stop before killing them.
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -1,8 +1,10 @@
-"""Task changes on Redis pub/sub: a channel per task, one subscriber connection per process.
+"""Task changes on Redis pub/sub: one channel for every change, one subscriber connection
+per process, fanned out in the process to any number of listeners.
 
-Pub/sub delivers at most once. An event says only what changed; a subscriber that may have
-missed one (a gap in `sequence`, a reconnect, a full buffer) reads the task back from
-PostgreSQL instead of guessing.
+Pub/sub delivers at most once. It is only the fast path: the durable record of every
+change is the `task_events` log in PostgreSQL, and a listener that may have missed a
+message (a gap in `sequence`, a reconnect, a full buffer) is told so and catches up from
+the log.
 """
 
 from __future__ import annotations
@@ -12,37 +14,35 @@ import json
 import logging
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from persistence.models import Task, TaskStatus
+from persistence import repository
+from persistence.models import Task, TaskEvent, TaskStatus
 
 logger = logging.getLogger(__name__)
 
-CHANNEL_PREFIX = "aitasks:task:"
-# The hub listens here from start-up, so its connection exists before any task channel.
-HUB_CHANNEL = "aitasks:hub"
+# Every change of every task goes out on this one channel, so each API process needs
+# exactly one subscription however many tasks its clients follow.
+CHANNEL = "aitasks:task-events"
+# A message is "<task id> <event JSON>": a listener-less process skips it unparsed.
+TASK_ID_CHARS = 36
 # How long one read from Redis waits before the hub checks whether it should stop.
 READ_TIMEOUT_SECONDS = 1.0
-# How long a new subscriber waits for Redis to confirm its channel before it relies on
-# re-reading the task instead.
-SUBSCRIBE_TIMEOUT_SECONDS = 5.0
 # Back-off between attempts to reach a Redis that went away.
 RECONNECT_DELAY_SECONDS = (0.1, 5.0)
+# Task ids per query when the hub checks its listeners against the database.
+AUDIT_BATCH = 1000
 
 
-def channel_for(task_id: uuid.UUID) -> str:
-    return f"{CHANNEL_PREFIX}{task_id}"
-
-
-def _timestamp(value: datetime | None) -> str | None:
+def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
@@ -50,77 +50,60 @@ def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-@dataclass(frozen=True)
-class TaskEvent:
-    """One committed change of a task, as published."""
-
-    task_id: uuid.UUID
-    sequence: int
-    status: TaskStatus
-    progress: float
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-
-    @classmethod
-    def from_task(cls, task: Task) -> TaskEvent:
-        return cls(
-            task_id=task.id,
-            sequence=task.sequence,
-            status=task.status,
-            progress=task.progress,
-            updated_at=task.updated_at,
-            started_at=task.started_at,
-            finished_at=task.finished_at,
-        )
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "id": str(self.task_id),
-                "sequence": self.sequence,
-                "status": self.status.value,
-                "progress": self.progress,
-                "updated_at": _timestamp(self.updated_at),
-                "started_at": _timestamp(self.started_at),
-                "finished_at": _timestamp(self.finished_at),
-            },
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def from_json(cls, raw: str | bytes) -> TaskEvent:
-        data = json.loads(raw)
-        return cls(
-            task_id=uuid.UUID(data["id"]),
-            sequence=int(data["sequence"]),
-            status=TaskStatus(data["status"]),
-            progress=float(data["progress"]),
-            updated_at=datetime.fromisoformat(data["updated_at"]),
-            started_at=_parse_time(data["started_at"]),
-            finished_at=_parse_time(data["finished_at"]),
-        )
-
-    def apply_to(self, task: Task) -> Task:
-        return task.evolve(
-            sequence=self.sequence,
-            status=self.status,
-            progress=self.progress,
-            updated_at=self.updated_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-        )
+def encode(event: TaskEvent) -> str:
+    body = json.dumps(
+        {
+            "sequence": event.sequence,
+            "status": event.status.value,
+            "progress": event.progress,
+            "stage": event.stage,
+            "delta": event.delta,
+            "result_reset": event.result_reset,
+            "error": event.error,
+            "attempts": event.attempts,
+            "updated_at": _time(event.updated_at),
+            "started_at": _time(event.started_at),
+            "finished_at": _time(event.finished_at),
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return f"{event.task_id} {body}"
 
 
-async def publish(redis: Redis, task: Task) -> None:
-    await redis.publish(channel_for(task.id), TaskEvent.from_task(task).to_json())
+def decode(message: str) -> TaskEvent:
+    data = json.loads(message[TASK_ID_CHARS + 1 :])
+    return TaskEvent(
+        task_id=uuid.UUID(message[:TASK_ID_CHARS]),
+        sequence=int(data["sequence"]),
+        status=TaskStatus(data["status"]),
+        progress=float(data["progress"]),
+        stage=data["stage"],
+        delta=data["delta"],
+        result_reset=bool(data["result_reset"]),
+        error=data["error"],
+        attempts=int(data["attempts"]),
+        updated_at=datetime.fromisoformat(data["updated_at"]),
+        started_at=_parse_time(data["started_at"]),
+        finished_at=_parse_time(data["finished_at"]),
+    )
 
 
-class TaskListener:
-    """The events of one task for one subscriber, buffered up to a bound.
+async def publish(redis: Redis, event: TaskEvent) -> None:
+    await redis.publish(CHANNEL, encode(event))
+
+
+def creation_event(task: Task) -> TaskEvent:
+    """The event of a task's creation (sequence 1), which has no row in the log."""
+    return TaskEvent.of(task)
+
+
+class Listener:
+    """Events for one subscriber, buffered up to a bound.
 
     When the buffer is full the events are dropped and the listener is marked out of sync:
-    a slow subscriber then re-reads the task once instead of holding memory without limit.
+    a slow subscriber then catches up from the log once, instead of holding memory
+    without limit or slowing the others down.
     """
 
     def __init__(self, max_buffered: int) -> None:
@@ -128,6 +111,8 @@ class TaskListener:
         self._max_buffered = max_buffered
         self._wakeup = asyncio.Event()
         self.out_of_sync = False
+        # The last sequence the subscriber has applied (for the hub's audit).
+        self.sequence = 0
 
     def push(self, event: TaskEvent) -> None:
         if len(self._events) >= self._max_buffered:
@@ -141,11 +126,11 @@ class TaskListener:
         self.out_of_sync = True
         self._wakeup.set()
 
-    async def wait(self, quiet_seconds: float) -> list[TaskEvent] | None:
-        """Buffered events, or None when the caller must re-read the task.
+    async def wait(self, quiet_seconds: float | None = None) -> list[TaskEvent] | None:
+        """Buffered events, or None when the caller must catch up from the log.
 
-        None also comes after `quiet_seconds` with nothing heard, since a lost message
-        looks exactly like silence.
+        None also comes after `quiet_seconds` with nothing heard, if given: a lost
+        message looks exactly like silence.
         """
         if not self._events and not self.out_of_sync:
             try:
@@ -163,72 +148,98 @@ class TaskListener:
 
 
 class TaskEventHub:
-    """One Redis pub/sub connection for the whole process, fanned out to listeners."""
+    """The process's one Redis subscription, fanned out to listeners of one task or of
+    all tasks.
 
-    def __init__(self, redis: Redis, max_buffered: int) -> None:
+    Every `audit_seconds` it also compares what each one-task listener has applied with
+    the database, in one query per batch of tasks, and wakes those that fell behind: a
+    worker that committed a change and died before publishing it leaves no message at all.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        max_buffered: int,
+        audit_seconds: float,
+    ) -> None:
         self._redis = redis
+        self._sessionmaker = sessionmaker
         self._max_buffered = max_buffered
-        self._listeners: dict[str, set[TaskListener]] = {}
+        self._audit_seconds = audit_seconds
+        self._by_task: dict[str, set[Listener]] = {}
+        self._everything: set[Listener] = set()
         self._pubsub = redis.pubsub()
-        self._reader: asyncio.Task[None] | None = None
-        # Channels whose SUBSCRIBE Redis has confirmed: from then on no message is missed.
-        self._confirmed: dict[str, asyncio.Event] = {}
+        self._workers: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
-        self._reader = asyncio.create_task(self._read_forever(), name="task-event-hub")
+        self._workers = [
+            asyncio.create_task(self._read_forever(), name="task-event-hub"),
+            asyncio.create_task(self._audit_forever(), name="task-event-audit"),
+        ]
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
         await self._pubsub.aclose()
 
-    @asynccontextmanager
-    async def listen(self, task_id: uuid.UUID) -> AsyncIterator[TaskListener]:
-        """Listen to a task's channel; on entry Redis has confirmed the subscription.
+    @property
+    def listener_count(self) -> int:
+        return sum(map(len, self._by_task.values())) + len(self._everything)
 
-        Read the task's state only after entering: every change committed after that read
-        then reaches the listener.
+    @contextmanager
+    def listen(self, task_id: uuid.UUID | None = None) -> Iterator[Listener]:
+        """Listen to one task's changes, or to every task's when `task_id` is None.
+
+        Read the state to start from only after entering: every change committed after
+        that read then reaches the listener, or the listener is marked out of sync.
         """
-        channel = channel_for(task_id)
-        listener = TaskListener(self._max_buffered)
-        listeners = self._listeners.setdefault(channel, set())
-        listeners.add(listener)
+        listener = Listener(self._max_buffered)
+        if not self._subscribed.is_set():
+            # Redis is away (or not yet confirmed): whatever happens meanwhile is missed.
+            listener.mark_out_of_sync()
+        if task_id is None:
+            self._everything.add(listener)
+        else:
+            self._by_task.setdefault(str(task_id), set()).add(listener)
         try:
-            if len(listeners) == 1:
-                self._confirmed[channel] = asyncio.Event()
-                await self._subscribe(channel)
-            await self._await_confirmation(channel, listener)
             yield listener
         finally:
-            listeners.discard(listener)
-            if not listeners and self._listeners.get(channel) is listeners:
-                del self._listeners[channel]
-                self._confirmed.pop(channel, None)
-                await self._unsubscribe(channel)
+            if task_id is None:
+                self._everything.discard(listener)
+            else:
+                key = str(task_id)
+                listeners = self._by_task.get(key)
+                if listeners is not None:
+                    listeners.discard(listener)
+                    if not listeners:
+                        del self._by_task[key]
 
-    async def _subscribe(self, channel: str) -> None:
-        try:
-            await self._pubsub.subscribe(channel)
-        except (RedisConnectionError, RedisTimeoutError):
-            # The reader re-subscribes every channel when Redis is back, and the
-            # subscriber re-reads its task meanwhile; nothing is lost but latency.
-            logger.warning("could not subscribe to %s now; will on reconnect", channel)
+    async def _audit_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._audit_seconds)
+            try:
+                await self.audit()
+            except Exception as error:
+                logger.warning("task events: could not check listeners (%s)", error)
 
-    async def _await_confirmation(self, channel: str, listener: TaskListener) -> None:
-        confirmed = self._confirmed.get(channel)
-        if confirmed is None:
-            return
-        try:
-            await asyncio.wait_for(confirmed.wait(), SUBSCRIBE_TIMEOUT_SECONDS)
-        except TimeoutError:
-            listener.mark_out_of_sync()
-
-    async def _unsubscribe(self, channel: str) -> None:
-        try:
-            await self._pubsub.unsubscribe(channel)
-        except (RedisConnectionError, RedisTimeoutError):
-            logger.debug("could not unsubscribe from %s: Redis is away", channel)
+    async def audit(self) -> int:
+        """Wake every one-task listener that is behind the database; return how many."""
+        task_ids = list(self._by_task)
+        behind = 0
+        for start in range(0, len(task_ids), AUDIT_BATCH):
+            batch = [uuid.UUID(task_id) for task_id in task_ids[start : start + AUDIT_BATCH]]
+            async with self._sessionmaker() as session:
+                sequences = await repository.current_sequences(session, batch)
+            for task_id, sequence in sequences.items():
+                for listener in self._by_task.get(str(task_id), ()):
+                    if listener.sequence < sequence:
+                        listener.mark_out_of_sync()
+                        behind += 1
+        return behind
 
     async def _read_forever(self) -> None:
         delay = RECONNECT_DELAY_SECONDS[0]
@@ -245,40 +256,51 @@ class TaskEventHub:
             except Exception:
                 # Whatever it was, subscribers must keep getting events: start over.
                 logger.exception("task events: the reader failed; restarting it")
-            self._everyone_out_of_sync()
+            self._lost()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_DELAY_SECONDS[1])
 
     async def _connect(self) -> None:
-        await self._pubsub.subscribe(HUB_CHANNEL, *self._listeners)
+        await self._pubsub.subscribe(CHANNEL)
         connection: Any = self._pubsub.connection
         # redis-py reconnects and re-subscribes on its own inside a read; whatever was
-        # published meanwhile is gone, so every listener must re-read its task.
+        # published meanwhile is gone, so every listener must catch up.
         connection.register_connect_callback(self._on_reconnect)
-        self._everyone_out_of_sync()
 
     async def _on_reconnect(self, connection: Any) -> None:
-        self._everyone_out_of_sync()
+        self._lost()
 
-    def _everyone_out_of_sync(self) -> None:
-        for listeners in self._listeners.values():
-            for listener in listeners:
-                listener.mark_out_of_sync()
+    def _lost(self) -> None:
+        self._subscribed.clear()
+        for listener in self._all_listeners():
+            listener.mark_out_of_sync()
+
+    def _all_listeners(self) -> Iterator[Listener]:
+        yield from self._everything
+        for listeners in self._by_task.values():
+            yield from listeners
 
     def _dispatch(self, message: dict[str, Any]) -> None:
-        channel = message["channel"]
-        channel = channel.decode() if isinstance(channel, bytes) else channel
-        if message.get("type") == "subscribe":
-            if (confirmed := self._confirmed.get(channel)) is not None:
-                confirmed.set()
+        kind = message.get("type")
+        if kind == "subscribe":
+            # From here on nothing published is missed; anything before may have been.
+            self._subscribed.set()
+            for listener in self._all_listeners():
+                listener.mark_out_of_sync()
             return
-        listeners = self._listeners.get(channel)
-        if not listeners or message.get("type") != "message":
+        if kind != "message":
+            return
+        data = message["data"]
+        data = data.decode() if isinstance(data, bytes) else data
+        listeners = self._by_task.get(data[:TASK_ID_CHARS])
+        if not listeners and not self._everything:
             return
         try:
-            event = TaskEvent.from_json(message["data"])
+            event = decode(data)
         except (ValueError, KeyError, TypeError):
-            logger.warning("ignoring a malformed event on %s", channel)
+            logger.warning("ignoring a malformed task event: %.80r", data)
             return
-        for listener in listeners:
+        for listener in listeners or ():
+            listener.push(event)
+        for listener in self._everything:
             listener.push(event)

@@ -1,13 +1,29 @@
-"""The `tasks` table. Alembic migrations create it; this mapping only describes it."""
+"""The `tasks` table and its event log. Alembic migrations create them; this module only
+describes them."""
 
 from __future__ import annotations
 
 import enum
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, Float, Index, Integer, String, Text, func, text
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -33,6 +49,12 @@ class TaskKind(enum.StrEnum):
 
 
 MODEL_NAME_MAX_CHARS = 200
+STAGE_MAX_CHARS = 100
+# What a new task's `stage` says until a worker takes it.
+QUEUED_STAGE = "queued"
+STARTING_STAGE = "starting"
+DONE_STAGE = "done"
+FAILED_STAGE = "failed"
 
 
 class Base(DeclarativeBase):
@@ -54,6 +76,8 @@ class Task(Base):
     model: Mapped[str] = mapped_column(String(MODEL_NAME_MAX_CHARS))
     status: Mapped[TaskStatus] = mapped_column(_enum(TaskStatus, "task_status"))
     progress: Mapped[float] = mapped_column(Float, server_default=text("0"))
+    # A few words on what the work is doing now ("queued", "generating", ...).
+    stage: Mapped[str | None] = mapped_column(String(STAGE_MAX_CHARS))
     result: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     # Bumped by every change, in the UPDATE that makes it: the order of a task's events.
@@ -87,6 +111,12 @@ class Task(Base):
             "lease_expires_at",
             postgresql_where=text("status = 'PROCESSING'"),
         ),
+        Index(
+            "ix_tasks_finished_at",
+            "finished_at",
+            postgresql_where=text("finished_at IS NOT NULL"),
+        ),
+        Index("ix_tasks_updated_at", "updated_at"),
     )
 
     def evolve(self, **changes: Any) -> Task:
@@ -94,3 +124,102 @@ class Task(Base):
         values = {column.key: getattr(self, column.key) for column in Task.__mapper__.column_attrs}
         values.update(changes)
         return Task(**values)
+
+
+# One row per change of a task after its creation (sequence 2, 3, ...), written in the
+# transaction that makes the change: the durable, gap-free record that subscribers catch
+# up from when a pub/sub message may have been missed. Sequence 1 is the creation itself,
+# which the task row describes.
+task_events = Table(
+    "task_events",
+    Base.metadata,
+    Column("task_id", ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("sequence", Integer, primary_key=True),
+    Column("status", _enum(TaskStatus, "task_status"), nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("stage", String(STAGE_MAX_CHARS)),
+    # Text appended to the task's result by this change.
+    Column("delta", Text),
+    # The result was cleared before `delta` was appended (a new attempt starts afresh).
+    Column("result_reset", Boolean, nullable=False),
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+)
+
+# Columns of `tasks` that an event carries as they are after the change.
+EVENT_STATE_COLUMNS = (
+    "status",
+    "progress",
+    "stage",
+    "error",
+    "attempts",
+    "updated_at",
+    "started_at",
+    "finished_at",
+)
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """One committed change of a task: its new `sequence`, the small columns as they now
+    are, and the text it added to the result. Applying a task's events in order to its
+    state at creation gives its state at any sequence, result included."""
+
+    task_id: uuid.UUID
+    sequence: int
+    status: TaskStatus
+    progress: float
+    stage: str | None
+    delta: str | None
+    result_reset: bool
+    error: str | None
+    attempts: int
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, task: Task, *, delta: str | None = None, result_reset: bool = False) -> TaskEvent:
+        """The event of the change that left `task` as it is."""
+        state = {name: getattr(task, name) for name in EVENT_STATE_COLUMNS}
+        return cls(
+            task_id=task.id,
+            sequence=task.sequence,
+            delta=delta,
+            result_reset=result_reset,
+            **state,
+        )
+
+    def apply_to(self, task: Task) -> Task:
+        result = None if self.result_reset else task.result
+        if self.delta is not None:
+            result = (result or "") + self.delta
+        state = {name: getattr(self, name) for name in EVENT_STATE_COLUMNS}
+        return task.evolve(sequence=self.sequence, result=result, **state)
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """What a write did: the task as it now is, and the event that describes the change."""
+
+    task: Task
+    event: TaskEvent
+
+
+def initial_state(task: Task) -> Task:
+    """The task as it was created (sequence 1), from the columns no change touches."""
+    return task.evolve(
+        sequence=1,
+        status=TaskStatus.PENDING,
+        progress=0.0,
+        stage=QUEUED_STAGE,
+        result=None,
+        error=None,
+        attempts=0,
+        updated_at=task.created_at,
+        started_at=None,
+        finished_at=None,
+    )

@@ -24,7 +24,7 @@ class Mutation:
         try:
             async with info.context.unit_of_work() as uow:
                 task = await submission.create_task(
-                    uow, new_task, services.dispatcher, services.settings
+                    uow, new_task, services.dispatcher, services.redis, services.settings
                 )
         except InvalidInputError as error:
             return ValidationError(field=error.field, message=error.message)

@@ -1,4 +1,4 @@
-"""Live status: `taskStatus` over graphql-transport-ws."""
+"""Live status over graphql-transport-ws: one task (`taskStatus`) or all (`taskUpdates`)."""
 
 from __future__ import annotations
 
@@ -7,27 +7,39 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from schema.context import Context
-from schema.types import TaskUpdate
-from tasks.watching import watch_task
+from schema.types import TaskStatus, TaskUpdate
+from tasks.watching import watch_task, watch_tasks
 
 
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
         description="The task as it is now, then each change in order; completes after "
-        "COMPLETED, FAILED or CANCELLED. With `after`, only changes whose sequence is "
-        "greater. An unknown id is an error."
+        "COMPLETED, FAILED or CANCELLED. With `after: n`, exactly the changes with a "
+        "sequence greater than n (to resume after a reconnect), then live ones. No change "
+        "is skipped, repeated or reordered. An unknown id is an error."
     )
     async def task_status(
         self, info: strawberry.Info[Context, None], id: strawberry.ID, after: int | None = None
     ) -> AsyncGenerator[TaskUpdate, None]:
         services = info.context.services
-        updates = watch_task(
+        async for update in watch_task(services.sessionmaker, services.hub, str(id), after=after):
+            yield TaskUpdate.from_update(update)
+
+    @strawberry.subscription(
+        description="Changes of every task from now on, for list views: each task's in "
+        "order without gaps, starting with its whole state. With `status`, only updates "
+        "that leave a task in one of these statuses."
+    )
+    async def task_updates(
+        self, info: strawberry.Info[Context, None], status: list[TaskStatus] | None = None
+    ) -> AsyncGenerator[TaskUpdate, None]:
+        services = info.context.services
+        updates = watch_tasks(
             services.sessionmaker,
             services.hub,
-            str(id),
-            after=after,
+            statuses=frozenset(status) if status else None,
             resync_seconds=services.settings.subscription_resync_seconds,
         )
-        async for task in updates:
-            yield TaskUpdate.from_model(task)
+        async for update in updates:
+            yield TaskUpdate.from_update(update)

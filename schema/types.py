@@ -9,6 +9,7 @@ import strawberry
 
 from persistence import models
 from persistence.models import TaskKind, TaskStatus
+from tasks.watching import Update
 
 # The model's enums are the GraphQL enums: one name per concept in every layer.
 strawberry.enum(TaskStatus, description="Where a task is in its life.")
@@ -23,11 +24,16 @@ class Task:
     model: str
     status: TaskStatus
     progress: float = strawberry.field(description="From 0 to 1; 1 once COMPLETED.")
-    result: str | None
+    stage: str | None = strawberry.field(
+        description='A few words on what the work is doing now: "queued", "starting", '
+        '"generating", "done", "failed".'
+    )
+    result: str | None = strawberry.field(
+        description="The output: while a text task runs, the text so far; then all of it."
+    )
     error: str | None
     sequence: int = strawberry.field(
-        description="Counts the task's changes: every change raises it. Updates arrive in "
-        "increasing order; one update may cover several changes."
+        description="Counts the task's changes: every change raises it by one."
     )
     created_at: datetime
     updated_at: datetime
@@ -43,6 +49,7 @@ class Task:
             model=task.model,
             status=task.status,
             progress=task.progress,
+            stage=task.stage,
             result=task.result,
             error=task.error,
             sequence=task.sequence,
@@ -71,23 +78,30 @@ class CreateTaskInput:
     kind: TaskKind = TaskKind.TEXT_GENERATION
 
 
-@strawberry.type(description="One change of a task, in order of `sequence`.")
+@strawberry.type(
+    description="One change of a task, in order of `sequence`, or (as a subscription's "
+    "first update) the task as it is."
+)
 class TaskUpdate:
     sequence: int
     status: TaskStatus
     progress: float
+    stage: str | None
     delta: str | None = strawberry.field(
-        description="Text added to the result by this change, when the work streams text."
+        description="Text this change added to the end of `task.result`; null when it "
+        "added none, and on a first update, whose `task.result` already holds the text."
     )
     task: Task
 
     @classmethod
-    def from_model(cls, task: models.Task) -> TaskUpdate:
+    def from_update(cls, update: Update) -> TaskUpdate:
+        task = update.task
         return cls(
             sequence=task.sequence,
             status=task.status,
             progress=task.progress,
-            delta=None,
+            stage=task.stage,
+            delta=update.delta or None,
             task=Task.from_model(task),
         )
 

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from graphql_app.settings import DEMO_MODEL, Settings, get_settings
 from persistence.database import create_engine, create_sessionmaker
 from persistence.events import publish
-from persistence.models import Task
+from persistence.models import TaskChange
 from persistence.unit_of_work import unit_of_work
 from tasks.providers.base import TextProvider
 from tasks.providers.demo import DemoProvider
@@ -56,13 +56,15 @@ class WorkerRuntime:
             )
         return OpenAIProvider(self._openai, self.settings.openai_timeout_seconds)
 
-    async def write(self, change: Callable[[AsyncSession], Awaitable[Task | None]]) -> Task | None:
+    async def write(
+        self, change: Callable[[AsyncSession], Awaitable[TaskChange | None]]
+    ) -> TaskChange | None:
         """Apply one change in its own transaction; publish it once committed."""
         async with unit_of_work(self.sessionmaker) as uow:
-            task = await change(uow.session)
-            if task is not None:
-                uow.after_commit(partial(publish, self.redis, task))
-        return task
+            made = await change(uow.session)
+            if made is not None:
+                uow.after_commit(partial(publish, self.redis, made.event))
+        return made
 
     def close(self) -> None:
         async def close_all() -> None:

@@ -6,10 +6,12 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_app.settings import Settings
 from persistence import repository
+from persistence.events import creation_event, publish
 from persistence.models import MODEL_NAME_MAX_CHARS, Task, TaskKind, TaskStatus
 from persistence.repository import PageKey
 from persistence.unit_of_work import UnitOfWork
@@ -74,9 +76,10 @@ def validate(new_task: NewTask, settings: Settings) -> str:
 
 
 async def create_task(
-    uow: UnitOfWork, new_task: NewTask, dispatcher: Dispatcher, settings: Settings
+    uow: UnitOfWork, new_task: NewTask, dispatcher: Dispatcher, redis: Redis, settings: Settings
 ) -> Task:
-    """Store a PENDING task and, once that is committed, hand it to the workers.
+    """Store a PENDING task and, once that is committed, hand it to the workers and
+    announce it to live feeds.
 
     Raises InvalidInputError, storing nothing, when the input cannot be run.
     """
@@ -84,8 +87,8 @@ async def create_task(
     task = await repository.insert_task(
         uow.session, kind=new_task.kind, prompt=new_task.prompt, model=model
     )
-
     uow.after_commit(partial(dispatcher.enqueue, task))
+    uow.after_commit(partial(publish, redis, creation_event(task)))
     return task
 
 

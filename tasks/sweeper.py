@@ -1,9 +1,11 @@
 """Recovering lost work: stale PENDING tasks and tasks of dead workers are sent again;
-a task that has killed its worker too often is ended FAILED."""
+a task that has killed its worker too often is ended FAILED. Also keeps the change log
+to its retention bound."""
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from functools import partial
 
 from celery import Celery
@@ -19,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 # Tasks handled per sweep; the next sweep takes the rest.
 SWEEP_BATCH = 500
+# Logged changes dropped per sweep, so one sweep never holds long locks.
+PRUNE_BATCH = 10_000
 
 
 def too_many_attempts(max_attempts: int) -> str:
@@ -37,8 +41,8 @@ async def _take_stale(runtime: WorkerRuntime) -> list[Task]:
             error=too_many_attempts(settings.max_attempts),
             limit=SWEEP_BATCH,
         )
-        for task in failed:
-            uow.after_commit(partial(publish, runtime.redis, task))
+        for change in failed:
+            uow.after_commit(partial(publish, runtime.redis, change.event))
         stale = await repository.take_stale_tasks(
             uow.session, pending_for_seconds=settings.pending_requeue_seconds, limit=SWEEP_BATCH
         )
@@ -64,11 +68,20 @@ def _send_all(celery_app: Celery, tasks: list[Task]) -> list[Task]:
     return unsent
 
 
+async def _prune_log(runtime: WorkerRuntime) -> int:
+    async with runtime.sessionmaker.begin() as session:
+        cutoff = await repository.database_now(session) - timedelta(
+            hours=runtime.settings.event_retention_hours
+        )
+        return await repository.prune_events(session, finished_before=cutoff, limit=PRUNE_BATCH)
+
+
 def sweep_stale_tasks(runtime: WorkerRuntime, celery_app: Celery) -> int:
     """Send again every task whose message may have been lost; return how many went out.
 
     A task sent twice is harmless: the second delivery finds it taken and does nothing.
     """
+    runtime.run(_prune_log(runtime))
     stale = runtime.run(_take_stale(runtime))
     unsent = _send_all(celery_app, stale)
     if unsent:

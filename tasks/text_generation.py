@@ -13,12 +13,13 @@ from functools import partial
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import repository
-from persistence.models import Task
-from tasks.providers.base import ProviderError
+from persistence.models import TaskChange
+from tasks.providers.base import Chunk, ProviderError
 from tasks.runtime import WorkerRuntime
 
 logger = logging.getLogger(__name__)
 
+GENERATING_STAGE = "generating"
 UNEXPECTED_FAILURE = "The task failed unexpectedly in the worker; the worker log has details."
 # The claim is renewed this many times per lease, so one slow or failed renewal still
 # leaves time for the next before the lease runs out.
@@ -31,59 +32,89 @@ class ClaimLost(Exception):
 
 class RunningTask:
     """One claimed task: writes carry the claim's attempt number, so a worker that lost
-    the task changes nothing."""
+    the task changes nothing.
 
-    def __init__(self, runtime: WorkerRuntime, task: Task) -> None:
+    Output is gathered and written in batches (see `stream_flush_chars` and
+    `stream_flush_seconds`): each write appends the batch to the result, logs it as one
+    event with the batch as its `delta`, and publishes that event.
+    """
+
+    def __init__(self, runtime: WorkerRuntime, change: TaskChange) -> None:
         self.runtime = runtime
-        self.task = task
-        self.attempt = task.attempts
+        self.task = change.task
+        self.attempt = change.task.attempts
         self.claim_lost = False
-        self._last_progress_write = 0.0
+        self._pending: list[str] = []
+        self._pending_chars = 0
+        self._progress = 0.0
+        self._last_write = time.monotonic()
 
-    async def _write(self, change: Callable[[AsyncSession], Awaitable[Task | None]]) -> Task:
-        task = await self.runtime.write(change)
-        if task is None:
+    async def _write(self, change: Callable[[AsyncSession], Awaitable[TaskChange | None]]) -> None:
+        made = await self.runtime.write(change)
+        if made is None:
             raise ClaimLost
-        self.task = task
-        return task
+        self.task = made.task
+        self._last_write = time.monotonic()
 
-    async def report_progress(self, progress: float) -> None:
-        now = time.monotonic()
-        if now - self._last_progress_write < self.runtime.settings.progress_interval_seconds:
-            return
-        self._last_progress_write = now
+    def _take_pending(self) -> str:
+        text = "".join(self._pending)
+        self._pending.clear()
+        self._pending_chars = 0
+        return text
+
+    async def add(self, chunk: Chunk) -> None:
+        """Take a chunk of output; write when a batch is full or due."""
+        self._pending.append(chunk.text)
+        self._pending_chars += len(chunk.text)
+        if chunk.progress is not None and chunk.progress < 1:
+            self._progress = min(max(chunk.progress, self._progress), 1.0)
+        settings = self.runtime.settings
+        due = time.monotonic() - self._last_write >= settings.stream_flush_seconds
+        changed = self._pending_chars > 0 or self._progress > self.task.progress
+        if self._pending_chars >= settings.stream_flush_chars or (due and changed):
+            await self.flush()
+
+    async def flush(self) -> None:
+        delta = self._take_pending()
         await self._write(
             partial(
-                repository.record_progress,
+                repository.record_output,
                 task_id=self.task.id,
                 attempt=self.attempt,
-                progress=min(max(progress, 0.0), 1.0),
+                delta=delta or None,
+                progress=self._progress,
+                stage=GENERATING_STAGE,
                 lease_seconds=self.runtime.settings.task_lease_seconds,
             )
         )
 
-    async def complete(self, result: str) -> None:
+    async def complete(self) -> None:
+        delta = self._take_pending()
         await self._write(
             partial(
-                repository.complete_task, task_id=self.task.id, attempt=self.attempt, result=result
+                repository.complete_task, task_id=self.task.id, attempt=self.attempt, delta=delta
             )
         )
 
     async def fail(self, error: str) -> None:
+        """End FAILED, keeping the output so far."""
+        delta = self._take_pending()
         await self._write(
-            partial(repository.fail_task, task_id=self.task.id, attempt=self.attempt, error=error)
+            partial(
+                repository.fail_task,
+                task_id=self.task.id,
+                attempt=self.attempt,
+                error=error,
+                delta=delta or None,
+            )
         )
 
-    async def generate(self) -> str:
+    async def generate(self) -> None:
         provider = self.runtime.provider_for(self.task.model)
-        parts: list[str] = []
         async for chunk in provider.stream(self.task.prompt, self.task.model):
-            parts.append(chunk.text)
-            if chunk.progress is not None and chunk.progress < 1:
-                await self.report_progress(chunk.progress)
-        return "".join(parts)
+            await self.add(chunk)
 
-    async def generate_while_held(self) -> str:
+    async def generate_while_held(self) -> None:
         """Generate, renewing the claim meanwhile; stop at once if the claim is lost, so
         a task taken over by another worker is not streamed (and paid for) twice."""
         body = asyncio.create_task(self.generate())
@@ -98,7 +129,7 @@ class RunningTask:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
 
-    async def _keep_claim(self, body: asyncio.Task[str]) -> None:
+    async def _keep_claim(self, body: asyncio.Task[None]) -> None:
         seconds = self.runtime.settings.task_lease_seconds
         while True:
             await asyncio.sleep(seconds / RENEWALS_PER_LEASE)
@@ -117,7 +148,7 @@ class RunningTask:
                 return
 
 
-async def _claim(runtime: WorkerRuntime, task_id: uuid.UUID) -> Task | None:
+async def _claim(runtime: WorkerRuntime, task_id: uuid.UUID) -> TaskChange | None:
     return await runtime.write(
         partial(
             repository.claim_task,
@@ -132,7 +163,7 @@ async def _run_claimed(running: RunningTask) -> None:
     limit = running.runtime.settings.task_time_limit_seconds
     try:
         async with asyncio.timeout(limit) as deadline:
-            result = await running.generate_while_held()
+            await running.generate_while_held()
     except ProviderError as error:
         await running.fail(str(error))
     except TimeoutError:
@@ -140,17 +171,17 @@ async def _run_claimed(running: RunningTask) -> None:
             raise
         await running.fail(f"The task ran longer than its limit of {limit:g} seconds.")
     else:
-        await running.complete(result)
+        await running.complete()
 
 
 async def run_text_generation(runtime: WorkerRuntime, task_id: uuid.UUID) -> None:
     """Run one text-generation task to COMPLETED or FAILED. Safe to deliver twice: a task
     that is finished, or running in a live worker, is left alone."""
-    task = await _claim(runtime, task_id)
-    if task is None:
+    claimed = await _claim(runtime, task_id)
+    if claimed is None:
         logger.info("task %s: nothing to do (finished, running elsewhere, or unknown)", task_id)
         return
-    running = RunningTask(runtime, task)
+    running = RunningTask(runtime, claimed)
     try:
         await _run_claimed(running)
     except ClaimLost:

@@ -1,72 +1,245 @@
-"""Following a task: its state now, then every change, until it ends."""
+"""Following tasks: the state now, then every change exactly once and in order.
+
+Changes arrive on the hub (Redis pub/sub, fast but at most once). A follower applies
+them only in strict `sequence` order; on a gap, a reconnect or a full buffer it catches
+up from the `task_events` log, which holds every change committed.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from persistence import repository
-from persistence.events import TaskEvent, TaskEventHub
-from persistence.models import Task
+from persistence.events import TaskEventHub
+from persistence.models import Task, TaskEvent, TaskStatus, initial_state
 from tasks.errors import TaskNotFoundError
 from tasks.submission import parse_task_id
 
+Sessionmaker = async_sessionmaker[AsyncSession]
 
-async def _load(sessionmaker: async_sessionmaker[AsyncSession], task_id: uuid.UUID) -> Task | None:
+# The feed re-reads tasks changed this long before its last check: `updated_at` is when
+# a change's transaction began, a moment before it committed.
+FEED_RESYNC_MARGIN = timedelta(seconds=5)
+# The most tasks one feed re-sync reads back; the most recently changed win.
+FEED_RESYNC_LIMIT = 1000
+# Finished tasks a feed remembers, so a late copy of their last change is not sent twice.
+FEED_FINISHED_MEMORY = 10_000
+
+
+@dataclass(frozen=True)
+class Update:
+    """A task's state after a change, and the text that change added to its result
+    (None for a state read as a whole, such as the first one a subscriber gets)."""
+
+    task: Task
+    delta: str | None = None
+
+
+def _contiguous(events: list[TaskEvent], after: int, up_to: int) -> bool:
+    return [event.sequence for event in events] == list(range(after + 1, up_to + 1))
+
+
+def _applied(task: Task, events: Iterable[TaskEvent]) -> list[Update]:
+    updates = []
+    for event in events:
+        task = event.apply_to(task)
+        updates.append(Update(task, event.delta))
+    return updates
+
+
+async def _load(sessionmaker: Sessionmaker, task_id: uuid.UUID) -> Task | None:
     # A short session per read: a subscription may last hours and must not hold a connection.
     async with sessionmaker() as session:
         return await repository.get_task(session, task_id)
 
 
-def _next_states(task: Task, events: list[TaskEvent]) -> tuple[list[Task], bool]:
-    """States that follow `task` from these events, and whether a re-read is needed.
+async def _changes_since(sessionmaker: Sessionmaker, task: Task) -> list[Update]:
+    """Every change of `task` after the state given, from the log."""
+    async with sessionmaker() as session:
+        # The row first: every change up to its sequence is then in the log.
+        current = await repository.get_task(session, task.id)
+        if current is None or current.sequence <= task.sequence:
+            return []
+        events = await repository.list_events(
+            session, task.id, after=task.sequence, up_to=current.sequence
+        )
+    if not _contiguous(events, task.sequence, current.sequence):
+        # The log of a task that ended long ago has been pruned: only its end is known.
+        return [Update(current)]
+    return _applied(task, events)
 
-    The states go on while each event is the very next `sequence`; a gap means a message
-    was lost, and a terminal event needs the stored result: both are read back.
-    """
-    states: list[Task] = []
-    for event in sorted(events, key=lambda event: event.sequence):
-        if event.sequence <= task.sequence:
-            continue
-        if event.sequence != task.sequence + 1 or event.status.is_terminal:
-            return states, True
-        task = event.apply_to(task)
-        states.append(task)
-    return states, False
+
+async def _replay(sessionmaker: Sessionmaker, current: Task, after: int) -> list[Update]:
+    """The changes of `current`'s task with sequence > `after`, rebuilt from creation."""
+    async with sessionmaker() as session:
+        events = await repository.list_events(session, current.id, after=1, up_to=current.sequence)
+    if not _contiguous(events, 1, current.sequence):
+        return [Update(current)]
+    start = initial_state(current)
+    return [
+        update
+        for update in [Update(start), *_applied(start, events)]
+        if update.task.sequence > after
+    ]
+
+
+class Follower:
+    """One task as one subscriber has seen it."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def take(self, events: Iterable[TaskEvent]) -> tuple[list[Update], bool]:
+        """Apply the events that come next in order; also say whether one was missed."""
+        updates: list[Update] = []
+        for event in sorted(events, key=lambda event: event.sequence):
+            if event.sequence <= self.task.sequence:
+                continue  # already seen, or part of the state read at the start
+            if event.sequence != self.task.sequence + 1:
+                return updates, True
+            self.task = event.apply_to(self.task)
+            updates.append(Update(self.task, event.delta))
+        return updates, False
+
+    async def catch_up(self, sessionmaker: Sessionmaker) -> list[Update]:
+        updates = await _changes_since(sessionmaker, self.task)
+        if updates:
+            self.task = updates[-1].task
+        return updates
+
+    async def advance(
+        self, sessionmaker: Sessionmaker, events: list[TaskEvent] | None
+    ) -> list[Update]:
+        """The updates these events make; from the log when any may have been missed."""
+        updates, missed = self.take(events or [])
+        if events is None or missed:
+            updates += await self.catch_up(sessionmaker)
+        return updates
 
 
 async def watch_task(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    hub: TaskEventHub,
-    task_id: str,
-    *,
-    after: int | None = None,
-    resync_seconds: float,
-) -> AsyncIterator[Task]:
-    """Yield the task as it is, then each later state in order; stop after a terminal one.
+    sessionmaker: Sessionmaker, hub: TaskEventHub, task_id: str, *, after: int | None = None
+) -> AsyncIterator[Update]:
+    """The task as it is, then each change in order, ending after a terminal state.
 
-    With `after`, states with `sequence <= after` are skipped. Raises TaskNotFoundError
-    for an unknown id.
+    With `after`, exactly the changes with a greater sequence, then live ones. Raises
+    TaskNotFoundError for an unknown id.
     """
     parsed = parse_task_id(task_id)
     if parsed is None:
         raise TaskNotFoundError(task_id)
-    async with hub.listen(parsed) as listener:
-        task = await _load(sessionmaker, parsed)
-        if task is None:
+    with hub.listen(parsed) as listener:
+        current = await _load(sessionmaker, parsed)
+        if current is None:
             raise TaskNotFoundError(task_id)
-        if after is None or task.sequence > after:
-            yield task
-        while not task.status.is_terminal:
+        if after is None:
+            first = [Update(current)]
+        elif after < current.sequence:
+            first = await _replay(sessionmaker, current, after)
+        else:
+            first = []
+        follower = Follower(current)
+        for update in first:
+            yield update
+        while not follower.task.status.is_terminal:
+            listener.sequence = follower.task.sequence
+            for update in await follower.advance(sessionmaker, await listener.wait()):
+                if after is None or update.task.sequence > after:
+                    yield update
+
+
+class _Feed:
+    """The changes of many tasks for one subscriber, each task in order."""
+
+    def __init__(self, sessionmaker: Sessionmaker) -> None:
+        self._sessionmaker = sessionmaker
+        self._followers: dict[uuid.UUID, Follower] = {}
+        self._finished: OrderedDict[uuid.UUID, int] = OrderedDict()
+
+    def _seen(self, task_id: uuid.UUID, sequence: int) -> bool:
+        return self._finished.get(task_id, 0) >= sequence
+
+    def _after(self, updates: list[Update]) -> list[Update]:
+        """Forget tasks that ended, but remember their last sequence for a while."""
+        for update in updates:
+            task = update.task
+            if task.status.is_terminal and task.id in self._followers:
+                del self._followers[task.id]
+                self._finished[task.id] = task.sequence
+                if len(self._finished) > FEED_FINISHED_MEMORY:
+                    self._finished.popitem(last=False)
+        return updates
+
+    async def _start_following(self, tasks: Iterable[Task]) -> list[Update]:
+        updates = []
+        for task in tasks:
+            if task.id not in self._followers and not self._seen(task.id, task.sequence):
+                self._followers[task.id] = Follower(task)
+                updates.append(Update(task))
+        return updates
+
+    async def take(self, events: list[TaskEvent]) -> list[Update]:
+        by_task: dict[uuid.UUID, list[TaskEvent]] = {}
+        for event in events:
+            if not self._seen(event.task_id, event.sequence):
+                by_task.setdefault(event.task_id, []).append(event)
+        updates: list[Update] = []
+        new = [task_id for task_id in by_task if task_id not in self._followers]
+        if new:
+            async with self._sessionmaker() as session:
+                updates += await self._start_following(await repository.get_tasks(session, new))
+        for task_id, task_events in by_task.items():
+            if task_id not in new:
+                updates += await self._followers[task_id].advance(self._sessionmaker, task_events)
+        return self._after(updates)
+
+    async def resync(self, since: datetime) -> list[Update]:
+        """Everything changed since the last check, known tasks from the log."""
+        async with self._sessionmaker() as session:
+            changed = await repository.tasks_changed_since(
+                session, since - FEED_RESYNC_MARGIN, FEED_RESYNC_LIMIT
+            )
+        updates = await self._start_following(
+            task for task in changed if task.id not in self._followers
+        )
+        for task in changed:
+            follower = self._followers.get(task.id)
+            if follower is not None and task.sequence > follower.task.sequence:
+                updates += await follower.catch_up(self._sessionmaker)
+        return self._after(updates)
+
+
+async def watch_tasks(
+    sessionmaker: Sessionmaker,
+    hub: TaskEventHub,
+    *,
+    statuses: frozenset[TaskStatus] | None,
+    resync_seconds: float,
+) -> AsyncIterator[Update]:
+    """Changes of every task from now on, each task's in order without gaps; a task's
+    first update is its whole state. With `statuses`, only updates in one of them."""
+    feed = _Feed(sessionmaker)
+    with hub.listen() as listener:
+        since = await _database_now(sessionmaker)
+        while True:
             events = await listener.wait(resync_seconds)
-            states, reread = _next_states(task, events or [])
-            if events is None or reread:
-                fresh = await _load(sessionmaker, parsed)
-                if fresh is not None and fresh.sequence > (states[-1] if states else task).sequence:
-                    states.append(fresh)
-            for state in states:
-                task = state
-                if after is None or task.sequence > after:
-                    yield task
+            if events is None:
+                checked = await _database_now(sessionmaker)
+                updates = await feed.resync(since)
+                since = checked
+            else:
+                updates = await feed.take(events)
+            for update in updates:
+                if statuses is None or update.task.status in statuses:
+                    yield update
+
+
+async def _database_now(sessionmaker: Sessionmaker) -> datetime:
+    async with sessionmaker() as session:
+        return await repository.database_now(session)

@@ -6,6 +6,7 @@ worker or any other test.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import repository
 from persistence.database import create_engine
-from persistence.models import Task, TaskKind, TaskStatus
+from persistence.models import Task, TaskChange, TaskKind, TaskStatus, initial_state
 from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.anyio
@@ -41,6 +42,20 @@ async def new_task(session: AsyncSession, prompt: str = "p") -> Task:
     )
 
 
+async def output(
+    session: AsyncSession, task_id: uuid.UUID, attempt: int, delta: str | None, progress: float
+) -> TaskChange | None:
+    return await repository.record_output(
+        session,
+        task_id,
+        attempt,
+        delta=delta,
+        progress=progress,
+        stage="generating",
+        lease_seconds=LEASE,
+    )
+
+
 async def test_a_new_task_is_pending_with_sequence_one(session: AsyncSession) -> None:
     task = await new_task(session)
 
@@ -57,21 +72,85 @@ async def test_a_task_is_claimed_once_and_each_change_bumps_the_sequence(
 ) -> None:
     task = await new_task(session)
 
-    claimed = await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    claim = await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
     again = await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
 
-    assert claimed is not None and again is None
+    assert claim is not None and again is None
+    claimed = claim.task
     assert (claimed.status, claimed.sequence, claimed.attempts) == (TaskStatus.PROCESSING, 2, 1)
-    progressed = await repository.record_progress(session, task.id, 1, 0.5, LEASE)
-    assert progressed is not None and progressed.sequence == 3
-    completed = await repository.complete_task(session, task.id, 1, "done")
-    assert completed is not None
-    assert (completed.status, completed.sequence, completed.progress) == (
+    progressed = await output(session, task.id, 1, "partial ", 0.5)
+    assert progressed is not None and progressed.task.sequence == 3
+    assert progressed.task.result == "partial "
+    completion = await repository.complete_task(session, task.id, 1, "answer")
+    assert completion is not None
+    completed = completion.task
+    assert (completed.status, completed.sequence, completed.progress, completed.result) == (
         TaskStatus.COMPLETED,
         4,
         1.0,
+        "partial answer",
     )
     assert completed.finished_at is not None and completed.started_at is not None
+
+
+async def test_every_change_is_logged_once_and_replaying_the_log_gives_the_task(
+    session: AsyncSession,
+) -> None:
+    task = await new_task(session)
+    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    await output(session, task.id, 1, "Hel", 0.2)
+    await output(session, task.id, 1, None, 0.4)
+    await output(session, task.id, 1, "lo", 0.6)
+    await repository.complete_task(session, task.id, 1, ", world")
+
+    events = await repository.list_events(session, task.id, after=0)
+    stored = await repository.get_task(session, task.id)
+
+    assert stored is not None
+    assert [event.sequence for event in events] == [2, 3, 4, 5, 6]
+    assert [event.delta for event in events] == [None, "Hel", None, "lo", ", world"]
+    replayed = initial_state(stored)
+    for event in events:
+        replayed = event.apply_to(replayed)
+    columns = [column.key for column in Task.__mapper__.column_attrs]
+    assert {key: getattr(replayed, key) for key in columns} == {
+        key: getattr(stored, key) for key in columns
+    }
+    assert replayed.result == "Hello, world"
+    assert await repository.list_events(session, task.id, after=3, up_to=5) == events[2:4]
+
+
+async def test_a_new_attempt_starts_the_result_afresh(session: AsyncSession) -> None:
+    task = await new_task(session)
+    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    await output(session, task.id, 1, "from the first worker", 0.5)
+    await expire_lease(session, task)
+
+    retaken = await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+
+    assert retaken is not None and retaken.task.result is None
+    assert retaken.event.result_reset and retaken.event.delta is None
+
+
+async def test_the_log_of_a_long_finished_task_is_pruned_and_others_kept(
+    session: AsyncSession,
+) -> None:
+    old, running = await new_task(session, prompt="old"), await new_task(session, prompt="new")
+    for task in (old, running):
+        await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    await repository.complete_task(session, old.id, 1, "done")
+    await session.execute(
+        update(Task).where(Task.id == old.id).values(finished_at=Task.created_at - AN_HOUR)
+    )
+
+    # Half an hour ago: the old task ended before, the other tests' tasks after.
+    cutoff = await repository.database_now(session) - AN_HOUR / 2
+    pruned = await repository.prune_events(session, finished_before=cutoff, limit=1000)
+
+    assert pruned == 2
+    assert await repository.list_events(session, old.id, after=0) == []
+    assert len(await repository.list_events(session, running.id, after=0)) == 1
+    assert (await repository.get_task(session, old.id)).result == "done"  # type: ignore[union-attr]
 
 
 async def test_a_finished_task_cannot_change_again(session: AsyncSession) -> None:
@@ -81,7 +160,7 @@ async def test_a_finished_task_cannot_change_again(session: AsyncSession) -> Non
 
     assert await repository.complete_task(session, task.id, 1, "second") is None
     assert await repository.fail_task(session, task.id, 1, "late failure") is None
-    assert await repository.record_progress(session, task.id, 1, 0.1, LEASE) is None
+    assert await output(session, task.id, 1, "late", 0.1) is None
     assert await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS) is None
     stored = await repository.get_task(session, task.id)
     assert stored is not None
@@ -96,12 +175,12 @@ async def test_a_worker_that_lost_its_claim_writes_nothing(session: AsyncSession
         update(Task).where(Task.id == task.id).values(lease_expires_at=Task.created_at - AN_HOUR)
     )
     taken_over = await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
-    assert taken_over is not None and taken_over.attempts == 2
+    assert taken_over is not None and taken_over.task.attempts == 2
 
     assert await repository.complete_task(session, task.id, 1, "stale") is None
     assert await repository.renew_lease(session, task.id, 1, LEASE) is False
     finished = await repository.complete_task(session, task.id, 2, "fresh")
-    assert finished is not None and finished.result == "fresh"
+    assert finished is not None and finished.task.result == "fresh"
 
 
 async def test_a_running_task_with_a_live_lease_is_not_taken(session: AsyncSession) -> None:
@@ -166,8 +245,10 @@ async def test_a_task_that_lost_its_worker_too_often_is_failed_not_retried(
         session, max_attempts=MAX_ATTEMPTS, error="gave up", limit=1000
     )
 
-    mine = [failed_task for failed_task in failed if failed_task.id == task.id]
+    mine = [change.task for change in failed if change.task.id == task.id]
     assert len(mine) == 1
     assert (mine[0].status, mine[0].error, mine[0].sequence) == (TaskStatus.FAILED, "gave up", 5)
+    logged = await repository.list_events(session, task.id, after=4)
+    assert [(event.sequence, event.status) for event in logged] == [(5, TaskStatus.FAILED)]
     stale = await repository.take_stale_tasks(session, pending_for_seconds=0, limit=1000)
     assert task.id not in {stale_task.id for stale_task in stale}

@@ -79,8 +79,8 @@ def start_slow_task(stack: Stack, openai_server: OpenAICompatibleServer, prompt:
     wait_until(
         lambda: (
             prompt in openai_server.recorded.prompts()
-            and get_task(stack, task["id"])["status"] == "PROCESSING"
-        ),  # type: ignore[index]
+            and (get_task(stack, task["id"]) or {}).get("status") == "PROCESSING"
+        ),
         30,
         "the worker to start streaming the task",
     )
