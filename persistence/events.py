@@ -29,9 +29,10 @@ from persistence.models import Task, TaskEvent, TaskStatus
 
 logger = logging.getLogger(__name__)
 
-# Every change of every task goes out on this one channel, so each API process needs
-# exactly one subscription however many tasks its clients follow.
-CHANNEL = "aitasks:task-events"
+# Every change of every task goes out on one channel, so each API process needs exactly
+# one subscription however many tasks its clients follow. Pub/sub ignores database
+# numbers, so the channel names the number: deployments sharing a server stay apart.
+CHANNEL_PREFIX = "aitasks:task-events:"
 # A message is "<task id> <event JSON>": a listener-less process skips it unparsed.
 TASK_ID_CHARS = 36
 # How long one read from Redis waits before the hub checks whether it should stop.
@@ -89,8 +90,12 @@ def decode(message: str) -> TaskEvent:
     )
 
 
+def channel_of(redis: Redis) -> str:
+    return f"{CHANNEL_PREFIX}{redis.connection_pool.connection_kwargs.get('db', 0)}"
+
+
 async def publish(redis: Redis, event: TaskEvent) -> None:
-    await redis.publish(CHANNEL, encode(event))
+    await redis.publish(channel_of(redis), encode(event))
 
 
 def creation_event(task: Task) -> TaskEvent:
@@ -186,9 +191,9 @@ class TaskEventHub:
         await asyncio.gather(*self._workers, return_exceptions=True)
         await self._pubsub.aclose()
 
-    @property
-    def listener_count(self) -> int:
-        return sum(map(len, self._by_task.values())) + len(self._everything)
+    async def wait_subscribed(self) -> None:
+        """Until Redis has confirmed the subscription (wrap in a timeout)."""
+        await self._subscribed.wait()
 
     @contextmanager
     def listen(self, task_id: uuid.UUID | None = None) -> Iterator[Listener]:
@@ -261,7 +266,7 @@ class TaskEventHub:
             delay = min(delay * 2, RECONNECT_DELAY_SECONDS[1])
 
     async def _connect(self) -> None:
-        await self._pubsub.subscribe(CHANNEL)
+        await self._pubsub.subscribe(channel_of(self._redis))
         connection: Any = self._pubsub.connection
         # redis-py reconnects and re-subscribes on its own inside a read; whatever was
         # published meanwhile is gone, so every listener must catch up.

@@ -375,4 +375,4 @@ async def current_sequences(
     session: AsyncSession, task_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
     rows = await session.execute(select(Task.id, Task.sequence).where(Task.id.in_(task_ids)))
-    return {task_id: sequence for task_id, sequence in rows.tuples()}
+    return {task_id: sequence for task_id, sequence in rows}
