@@ -3,16 +3,49 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from gql.transport.exceptions import TransportQueryError
 
-from tests.fixtures.graphql import create_task, follow, poll_until_finished, watch
+from graphql_app.settings import Settings
+from persistence.models import TaskKind
+from tasks.celery_app import create_celery_app
+from tasks.dispatch import send_task
+from tests.fixtures.graphql import (
+    FOLLOW_TIMEOUT_SECONDS,
+    create_task,
+    feed,
+    follow,
+    get_task,
+    poll_until_finished,
+    watch,
+    watch_many,
+)
+from tests.fixtures.openai_server import TOKEN_COUNT, token_chunks
+from tests.fixtures.redis_server import RestartableRedis
 from tests.fixtures.stack import Stack
-from tests.fixtures.tasks import change_task, insert_pending_task
+from tests.fixtures.tasks import change_task, insert_pending_task, logged_events
 
 pytestmark = pytest.mark.anyio
+# The defaults of the stream_flush_* settings, which the stacks here keep.
+STREAM_FLUSH_CHARS = Settings.model_fields["stream_flush_chars"].default
+STREAM_FLUSH_SECONDS = Settings.model_fields["stream_flush_seconds"].default
+SUBSCRIBERS = 5
+
+
+def send_all(stack: Stack, task_ids: list[str]) -> None:
+    """Hand tasks that are already stored to the workers, as createTask does."""
+    app = create_celery_app(Settings(_env_file=None), stack.redis_url)  # type: ignore[call-arg]
+    try:
+        for task_id in task_ids:
+            send_task(app, task_id, TaskKind.TEXT_GENERATION)
+    finally:
+        app.close()
 
 
 async def test_subscription_yields_pending_processing_completed_in_order(stack: Stack) -> None:
@@ -76,7 +109,7 @@ async def test_subscription_to_unknown_task_is_an_error(stack: Stack, task_id: s
     assert errors and errors[0]["extensions"]["code"] == "NOT_FOUND"
 
 
-def test_a_subscription_on_another_api_process_sees_every_change(
+def test_clients_on_two_api_processes_see_the_same_changes(
     make_stack: Callable[..., Stack],
 ) -> None:
     stack = make_stack()
@@ -85,23 +118,64 @@ def test_a_subscription_on_another_api_process_sees_every_change(
     other_api = Stack(stack.database_url, stack.redis_url, stack.env, stack.log_dir)
     other_api.processes = stack.processes  # stopped with the stack it belongs to
     other_api.start_api()
-    task = create_task(stack, prompt="Created here, watched there", model="demo")
+    task = create_task(stack, prompt="Created here, watched there", model="slow-echo")
 
-    updates = asyncio.run(follow(other_api, task["id"]))
+    async def both() -> list[list[dict[str, Any]]]:
+        return list(
+            await asyncio.gather(
+                follow(stack, task["id"], after=0), follow(other_api, task["id"], after=0)
+            )
+        )
 
-    assert updates[-1]["status"] == "COMPLETED"
-    assert updates[-1]["task"] == poll_until_finished(stack, task["id"])
+    here, there = asyncio.run(both())
+
+    assert here == there
+    assert [update["sequence"] for update in here] == list(range(1, len(here) + 1))
+    assert here[-1]["task"] == poll_until_finished(stack, task["id"])
 
 
-async def test_resuming_after_a_sequence_yields_only_later_changes(stack: Stack) -> None:
-    task = create_task(stack, prompt="Resume me halfway", model="demo")
-    seen = await anext(aiter(watch(stack, task["id"])))
+async def test_a_client_that_reconnects_with_after_gets_exactly_the_rest(stack: Stack) -> None:
+    task = create_task(stack, prompt="Resume me halfway", model="slow-echo")
+    before: list[dict[str, Any]] = []
+    async with aclosing(watch(stack, task["id"])) as updates:
+        async for update in updates:
+            before.append(update)
+            if update["delta"]:
+                break  # the connection drops in the middle of the answer
 
-    updates = await follow(stack, task["id"], after=seen["sequence"])
+    after = await follow(stack, task["id"], after=before[-1]["sequence"])
 
-    assert updates, "a running task has later changes"
-    assert all(update["sequence"] > seen["sequence"] for update in updates)
-    assert updates[-1]["status"] == "COMPLETED"
+    first = before[-1]["sequence"]
+    assert [update["sequence"] for update in after] == list(
+        range(first + 1, first + 1 + len(after))
+    )
+    assert after[-1]["status"] == "COMPLETED"
+    text = before[0]["task"]["result"] or ""
+    text += "".join(update["delta"] or "" for update in before[1:] + after)
+    assert text == after[-1]["task"]["result"] == "Echo: Resume me halfway"
+
+
+async def test_streamed_deltas_add_up_to_the_result_in_few_writes(stack: Stack) -> None:
+    task = create_task(stack, prompt="Stream a thousand tokens", model="thousand-tokens")
+
+    updates = await follow(stack, task["id"], after=0)
+
+    final = updates[-1]["task"]
+    expected = "".join(token_chunks(TOKEN_COUNT))
+    assert "".join(update["delta"] or "" for update in updates) == final["result"] == expected
+    assert [update["sequence"] for update in updates] == list(range(1, len(updates) + 1))
+    assert "generating" in {update["stage"] for update in updates}
+    assert final["stage"] == "done"
+    # Each write is one logged change: at most one per STREAM_FLUSH_CHARS of text or per
+    # STREAM_FLUSH_SECONDS of running, plus the claim and the completion.
+    writes = len(await asyncio.to_thread(logged_events, stack.database_url, task["id"]))
+    running = datetime.fromisoformat(final["finishedAt"]) - datetime.fromisoformat(
+        final["startedAt"]
+    )
+    bound = 2 + len(expected) / STREAM_FLUSH_CHARS + running.total_seconds() / STREAM_FLUSH_SECONDS
+    assert writes <= bound + 1, (writes, bound)
+    assert writes < TOKEN_COUNT / 10
+    assert len(updates) == writes + 1  # one message per write, and the creation
 
 
 async def test_a_change_whose_message_was_lost_is_caught_up_from_the_log(
@@ -131,6 +205,127 @@ async def test_a_change_whose_message_was_lost_is_caught_up_from_the_log(
     ]
     assert rest[-1]["task"]["result"] == "by hand"
     assert rest[-1]["delta"] == "by hand"
+
+
+def test_subscribers_get_every_change_across_a_redis_restart(
+    make_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    redis = RestartableRedis(tmp_path / "redis").start()
+    try:
+        stack = make_stack(AITASKS_REDIS_URL=redis.url)
+        stack.start_api()
+        waiting = insert_pending_task(stack.database_url, "across a restart")
+        task_id = str(waiting.id)
+
+        def change(steps: list[str], announce: bool) -> None:
+            change_task(stack.database_url, redis.url, task_id, steps, announce=announce)
+
+        async def scenario() -> list[list[dict[str, Any]]]:
+            watchers = [watch(stack, task_id) for _ in range(SUBSCRIBERS)]
+            seen = [[await anext(watcher)] for watcher in watchers]
+            await asyncio.to_thread(change, ["claim", "output"], True)
+            await asyncio.to_thread(redis.stop)
+            # Committed while Redis is down: their messages cannot be sent at all.
+            await asyncio.to_thread(change, ["output", "output"], False)
+            await asyncio.to_thread(redis.start)
+            await asyncio.to_thread(change, ["output", "complete"], True)
+            for updates, watcher in zip(seen, watchers, strict=True):
+                updates += [update async for update in watcher]
+            return seen
+
+        everyone = asyncio.run(scenario())
+    finally:
+        redis.stop()
+
+    final = get_task(stack, task_id)
+    for updates in everyone:
+        assert [update["sequence"] for update in updates] == [1, 2, 3, 4, 5, 6, 7]
+        assert updates[-1]["task"] == final
+    assert final is not None and final["result"] == "more more more more by hand"
+
+
+def test_a_thousand_subscriptions_on_one_api_process_all_get_the_final_state(
+    stack: Stack,
+) -> None:
+    waiting = [insert_pending_task(stack.database_url, f"crowd {n}", "echo") for n in range(20)]
+    task_ids = [str(task.id) for task in waiting] * 50
+    results: list[list[dict[str, Any]]] = [[] for _ in task_ids]
+
+    async def scenario() -> None:
+        started = asyncio.Event()
+        following = asyncio.ensure_future(
+            watch_many(stack.ws_url, task_ids, per_connection=100, into=results, started=started)
+        )
+        # Every subscription is open and has the task PENDING before any task runs.
+        await asyncio.wait(
+            [following, asyncio.ensure_future(started.wait())],
+            timeout=30,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        assert started.is_set(), "not every subscription got its first update"
+        await asyncio.to_thread(send_all, stack, [str(task.id) for task in waiting])
+        await following
+
+    asyncio.run(scenario())
+
+    for task_id, updates in zip(task_ids, results, strict=True):
+        assert updates[0]["status"] == "PENDING"
+        assert updates[-1]["status"] == "COMPLETED", updates
+        assert updates[-1]["task"]["result"] == f"Echo: {updates[0]['task']['prompt']}"
+        assert [update["sequence"] for update in updates] == list(range(1, len(updates) + 1))
+        assert updates[-1]["task"]["id"] == task_id
+
+
+def test_the_feed_sends_each_tasks_changes_in_order_and_filters_by_status(
+    stack: Stack,
+) -> None:
+    waiting = [insert_pending_task(stack.database_url, f"feed {n}", "slow-echo") for n in range(2)]
+    wanted = {str(task.id) for task in waiting}
+    everything: list[dict[str, Any]] = []
+    finished: list[dict[str, Any]] = []
+
+    def seen(updates: list[dict[str, Any]], task_id: str, status: str) -> bool:
+        return any(u["task"]["id"] == task_id and u["status"] == status for u in updates)
+
+    def probe() -> str:
+        """A task that completes at once, by hand."""
+        task_id = str(insert_pending_task(stack.database_url, "probe").id)
+        change_task(
+            stack.database_url, stack.redis_url, task_id, ["claim", "complete"], announce=True
+        )
+        return task_id
+
+    async def collect(updates: AsyncGenerator[Any], into: list[dict[str, Any]]) -> None:
+        async with aclosing(updates):
+            async for update in updates:
+                into.append(update)
+                if all(seen(into, task_id, "COMPLETED") for task_id in wanted):
+                    return
+
+    async def scenario() -> None:
+        async with asyncio.timeout(FOLLOW_TIMEOUT_SECONDS):
+            consumers = asyncio.gather(
+                collect(feed(stack), everything),
+                collect(feed(stack, status=["COMPLETED"]), finished),
+            )
+            # Both feeds are live once both pass on the completion of a probe task.
+            probes = [await asyncio.to_thread(probe)]
+            while not all(
+                any(seen(updates, task_id, "COMPLETED") for task_id in probes)
+                for updates in (everything, finished)
+            ):
+                probes.append(await asyncio.to_thread(probe))
+            await asyncio.to_thread(send_all, stack, sorted(wanted))
+            await consumers
+
+    asyncio.run(scenario())
+
+    for task_id in wanted:
+        updates = [update for update in everything if update["task"]["id"] == task_id]
+        assert [update["sequence"] for update in updates] == list(range(2, 2 + len(updates)))
+        assert updates[-1]["task"] == poll_until_finished(stack, task_id)
+    assert {update["status"] for update in finished} == {"COMPLETED"}
+    assert wanted <= {update["task"]["id"] for update in finished}
 
 
 def test_a_quiet_subscription_notices_changes_nobody_announced(
