@@ -7,6 +7,7 @@ up from the `task_events` log, which holds every change committed.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
@@ -223,18 +224,24 @@ async def watch_tasks(
     resync_seconds: float,
 ) -> AsyncIterator[Update]:
     """Changes of every task from now on, each task's in order without gaps; a task's
-    first update is its whole state. With `statuses`, only updates in one of them."""
+    first update is its whole state. With `statuses`, only updates in one of them.
+
+    Every `resync_seconds`, and whenever a message may have been missed, the feed also
+    reads back the tasks changed since its last check: a change whose message never went
+    out (its worker died right after the commit) still reaches the feed.
+    """
     feed = _Feed(sessionmaker)
+    clock = asyncio.get_running_loop().time
     with hub.listen() as listener:
         since = await _database_now(sessionmaker)
+        next_check = clock() + resync_seconds
         while True:
-            events = await listener.wait(resync_seconds)
-            if events is None:
+            events = await listener.wait(max(0.0, next_check - clock()))
+            updates = await feed.take(events) if events else []
+            if events is None or clock() >= next_check:
                 checked = await _database_now(sessionmaker)
-                updates = await feed.resync(since)
-                since = checked
-            else:
-                updates = await feed.take(events)
+                updates += await feed.resync(since)
+                since, next_check = checked, clock() + resync_seconds
             for update in updates:
                 if statuses is None or update.task.status in statuses:
                     yield update
