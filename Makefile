@@ -31,9 +31,10 @@ lint: $(INSTALLED)
 schema: $(INSTALLED)
 	$(BIN)/strawberry export-schema schema:schema --output schema.graphql
 
-bench:
-	@echo "make bench: the benchmark suite is not written yet (it comes with the benchmarks issue)." >&2
-	@exit 1
+# The benchmarks (bench/): real PostgreSQL, Redis and API processes on this machine; the
+# figures go to docs/benchmarks.md. `make bench BENCH="latency fanout"` runs some of them.
+bench: $(INSTALLED)
+	$(BIN)/python -m bench --command 'make bench$(if $(BENCH), BENCH="$(BENCH)")' $(BENCH)
 
 clean:
 	rm -rf $(VENV) .aitasks

@@ -1,0 +1,1 @@
+"""Load generators, each run as `python -m bench.agents.<name>` by `bench.processes.Agent`."""

@@ -1,0 +1,1 @@
+"""One module per benchmark; `bench.registry` lists them in the order they run."""

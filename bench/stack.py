@@ -1,0 +1,181 @@
+"""The real parts a benchmark runs against.
+
+PostgreSQL and Redis are the servers in AITASKS_DATABASE_URL / AITASKS_REDIS_URL when set,
+else embedded ones started as `make run` starts them (`graphql_app.embedded`). Each
+benchmark gets a fresh database, migrated by `aitasks migrate`, and its own API process
+(`aitasks api`, through `bench.api_server`), and drops the database when done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.api import Api, free_port
+from bench.processes import Agent, Child, child_env, spawn, spawn_program
+from graphql_app import embedded
+from persistence import admin
+
+MIGRATE_TIMEOUT_SECONDS = 120.0
+# py-spy samples per second: enough for a few seconds of fan-out to show its shape.
+PROFILE_RATE = 250
+BENCH_APPLICATION_NAME = "aitasks-bench"
+
+
+@dataclass(frozen=True)
+class Backing:
+    """The PostgreSQL server (databases are made on it) and the Redis every stack uses."""
+
+    server_url: str
+    redis_url: str
+    # Started here (embedded), or given by URL.
+    embedded_postgres: bool
+    embedded_redis: bool
+
+
+@contextlib.contextmanager
+def backing_services(workdir: Path) -> Iterator[Backing]:
+    started = embedded.EmbeddedServices()
+    try:
+        server_url = os.environ.get("AITASKS_DATABASE_URL")
+        redis_url = os.environ.get("AITASKS_REDIS_URL")
+        if not server_url:
+            started.postgres, server_url = embedded.start_postgres(
+                workdir / "pgdata", temporary=True
+            )
+        if not redis_url:
+            started.redis, redis_url = embedded.start_redis(workdir / "redis")
+        yield Backing(
+            server_url,
+            redis_url,
+            embedded_postgres=started.postgres is not None,
+            embedded_redis=started.redis is not None,
+        )
+    finally:
+        started.stop()
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where benchmarks run: the backing servers, a directory for logs, whether to profile
+    the API processes (with py-spy)."""
+
+    backing: Backing
+    log_dir: Path
+    profile: bool = False
+
+
+@dataclass
+class Stack:
+    """A fresh database on the backing servers, and the processes a benchmark starts."""
+
+    backing: Backing
+    database_url: str
+    log_dir: Path
+    profile: bool = False
+    children: list[Child] = field(default_factory=list)
+    agents: list[Agent] = field(default_factory=list)
+
+    def env(self, **settings: str) -> dict[str, str]:
+        return child_env(
+            {
+                "AITASKS_DATABASE_URL": self.database_url,
+                "AITASKS_REDIS_URL": self.backing.redis_url,
+                "AITASKS_HOST": "127.0.0.1",
+                "AITASKS_DEFAULT_MODEL": "demo",
+                **settings,
+            }
+        )
+
+    async def start_api(self, name: str = "api", **settings: str) -> Api:
+        """`aitasks api` on a free port of 127.0.0.1, with these AITASKS_ settings."""
+        port = free_port()
+        env = self.env(AITASKS_PORT=str(port), **settings)
+        child = await spawn(name, ["-m", "bench.api_server"], env, self.log_dir)
+        self.children.append(child)
+        api = Api(child, port)
+        await api.wait_healthy()
+        if self.profile:
+            api.profiler = await self._profile(name, child.pid)
+        return api
+
+    async def _profile(self, name: str, pid: int) -> Child:
+        """py-spy sampling the API until it stops, written as collapsed stacks."""
+        output = self.log_dir / f"{name}-{pid}.profile.txt"
+        args = ["record", "--pid", str(pid), "--format", "raw", "--rate", str(PROFILE_RATE)]
+        venv_py_spy = Path(sys.executable).with_name("py-spy")
+        py_spy = str(venv_py_spy) if venv_py_spy.exists() else shutil.which("py-spy")
+        if py_spy is None:
+            raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
+        child = await spawn_program(
+            f"{name}-py-spy", [py_spy, *args, "--output", str(output)], self.log_dir
+        )
+        # Stopped before the API (SIGINT makes py-spy write its output).
+        self.children.append(child)
+        return child
+
+    async def stop_api(self, api: Api) -> None:
+        if api.profiler is not None:
+            await api.profiler.interrupt()
+            await api.profiler.stop()
+            self.children.remove(api.profiler)
+        await api.child.stop()
+        self.children.remove(api.child)
+
+    async def agent(self, name: str, module: str, params: dict[str, Any]) -> Agent:
+        agent = await Agent.start(name, module, params, self.env(), self.log_dir)
+        self.agents.append(agent)
+        return agent
+
+    async def stop_agent(self, agent: Agent) -> None:
+        await agent.stop()
+        self.agents.remove(agent)
+
+    async def writer(self, name: str = "writer") -> Agent:
+        params = {"database_url": self.database_url, "redis_url": self.backing.redis_url}
+        return await self.agent(name, "bench.agents.writer", params)
+
+    async def close(self) -> None:
+        for agent in reversed(self.agents):
+            await agent.stop()
+        for child in reversed(self.children):
+            if child.name.endswith("-py-spy"):
+                await child.interrupt()
+            await child.stop()
+        self.agents.clear()
+        self.children.clear()
+
+
+async def migrate(database_url: str, log_dir: Path) -> None:
+    env = child_env({"AITASKS_DATABASE_URL": database_url})
+    child = await spawn("migrate", ["-m", "graphql_app.cli", "migrate"], env, log_dir)
+    try:
+        code = await asyncio.wait_for(child.process.wait(), MIGRATE_TIMEOUT_SECONDS)
+    finally:
+        await child.stop()
+    if code != 0:
+        raise child.failure(f"failed (exit code {code})")
+
+
+@contextlib.asynccontextmanager
+async def stack(context: Context, label: str) -> AsyncIterator[Stack]:
+    """A fresh, migrated database for one benchmark; everything it started is stopped and
+    the database dropped at the end."""
+    name = f"aitasks_bench_{label}_{uuid.uuid4().hex[:8]}"
+    backing = context.backing
+    database_url = await admin.create_database(backing.server_url, name)
+    bench_stack = Stack(backing, database_url, context.log_dir, context.profile)
+    try:
+        await migrate(database_url, context.log_dir)
+        yield bench_stack
+    finally:
+        await bench_stack.close()
+        await admin.drop_database(backing.server_url, name)
