@@ -20,9 +20,6 @@ DEMO_MODEL = "demo"
 OPENAI_FALLBACK_MODEL = "gpt-4o-mini"
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
-# Headroom past a task's time limit (which the task body enforces itself) before Celery
-# kills the worker process as a last resort.
-TASK_HARD_LIMIT_GRACE_SECONDS = 60.0
 
 
 class ConfigurationError(Exception):
@@ -67,9 +64,26 @@ class Settings(BaseSettings):
     # A worker holds a running task for this long and renews it while alive; a task whose
     # lease ran out belongs to a dead worker and is taken over.
     task_lease_seconds: float = Field(default=60.0, ge=1)
-    # The longest a task may run; past it the task ends FAILED. Celery kills a worker
-    # process that is still busy TASK_HARD_LIMIT_GRACE_SECONDS later.
+    # The longest any task may run (the most `timeoutSeconds` may ask for); past it the
+    # task ends FAILED. Celery kills a worker process still busy
+    # task_kill_grace_seconds later.
     task_time_limit_seconds: float = Field(default=1800.0, gt=0)
+    # Headroom past a task's time limit (which the task body enforces itself) before
+    # Celery kills the worker process as a last resort.
+    task_kill_grace_seconds: float = Field(default=60.0, ge=1)
+    # A task's time limit when `createTask` names none.
+    task_timeout_default_seconds: float = Field(default=600.0, gt=0)
+    # Tries for a task whose model fails for a passing reason (rate limit, 5xx, timeout,
+    # lost connection), each after an exponential back-off with jitter.
+    retry_attempts: int = Field(default=4, ge=1, le=20)
+    retry_backoff_seconds: float = Field(default=2.0, ge=0)
+    # At most 10 minutes: a retry waits in the broker (an ETA message), which must hand
+    # it out well within its visibility timeout.
+    retry_backoff_max_seconds: float = Field(default=60.0, ge=0, le=600)
+    # The latest a delayed task may be asked to start (`runAt` / `delaySeconds`).
+    schedule_max_days: float = Field(default=30.0, gt=0)
+    # An idempotency key returns the task it first created for this long.
+    idempotency_window_hours: float = Field(default=24.0, gt=0)
     # A task whose worker was lost this many times (crash, out of memory) ends FAILED
     # instead of taking down one worker after another.
     max_attempts: int = Field(default=5, ge=1, le=100)
@@ -120,6 +134,14 @@ class Settings(BaseSettings):
         return "*" in self.models
 
     @property
+    def handoff_window_seconds(self) -> float:
+        """A delayed task starting within this long is handed to the broker now, to run
+        at its time; a later one waits in PostgreSQL until a sweep finds it this close.
+        Half the visibility timeout at most, so the broker never hands a waiting message
+        out twice."""
+        return min(2 * self.sweep_interval_seconds, self.visibility_timeout_seconds / 2)
+
+    @property
     def graphiql_enabled(self) -> bool:
         return self.graphiql if self.graphiql is not None else self.env == "development"
 
@@ -168,11 +190,20 @@ def _problems(settings: Settings) -> list[str]:
             "OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server), or set "
             "AITASKS_DEFAULT_MODEL=demo to use the offline demo model."
         )
-    longest_run = settings.task_time_limit_seconds + TASK_HARD_LIMIT_GRACE_SECONDS
+    if settings.task_timeout_default_seconds > settings.task_time_limit_seconds:
+        problems.append(
+            "AITASKS_TASK_TIMEOUT_DEFAULT_SECONDS must not exceed "
+            f"AITASKS_TASK_TIME_LIMIT_SECONDS ({settings.task_time_limit_seconds:g} s)."
+        )
+    if settings.retry_backoff_seconds > settings.retry_backoff_max_seconds:
+        problems.append(
+            "AITASKS_RETRY_BACKOFF_SECONDS must not exceed AITASKS_RETRY_BACKOFF_MAX_SECONDS."
+        )
+    longest_run = settings.task_time_limit_seconds + settings.task_kill_grace_seconds
     if settings.visibility_timeout_seconds <= longest_run:
         problems.append(
             "AITASKS_VISIBILITY_TIMEOUT_SECONDS must be larger than "
-            f"AITASKS_TASK_TIME_LIMIT_SECONDS plus {TASK_HARD_LIMIT_GRACE_SECONDS:g} s "
+            "AITASKS_TASK_TIME_LIMIT_SECONDS plus AITASKS_TASK_KILL_GRACE_SECONDS "
             f"({longest_run:g} s now), or a task still running would be handed to a "
             "second worker."
         )

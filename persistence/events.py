@@ -65,6 +65,9 @@ def encode(event: TaskEvent) -> str:
             "updated_at": _time(event.updated_at),
             "started_at": _time(event.started_at),
             "finished_at": _time(event.finished_at),
+            "scheduled_for": _time(event.scheduled_for),
+            "cancel_requested_at": _time(event.cancel_requested_at),
+            "errors": event.errors,
         },
         separators=(",", ":"),
         ensure_ascii=False,
@@ -87,6 +90,9 @@ def decode(message: str) -> TaskEvent:
         updated_at=datetime.fromisoformat(data["updated_at"]),
         started_at=_parse_time(data["started_at"]),
         finished_at=_parse_time(data["finished_at"]),
+        scheduled_for=_parse_time(data["scheduled_for"]),
+        cancel_requested_at=_parse_time(data["cancel_requested_at"]),
+        errors=list(data["errors"]),
     )
 
 
@@ -98,9 +104,33 @@ async def publish(redis: Redis, event: TaskEvent) -> None:
     await redis.publish(channel_of(redis), encode(event))
 
 
+# A cancel request reaches the worker running the task as an item on this list.
+CANCEL_KEY_PREFIX = "aitasks:cancel:"
+# A request whose worker died is dropped after this long; the sweeper ends such a task.
+CANCEL_SIGNAL_TTL_SECONDS = 3600
+
+
+async def signal_cancel(redis: Redis, task_id: uuid.UUID) -> None:
+    """Tell the worker running the task to stop it (the request is also in the row)."""
+    key = f"{CANCEL_KEY_PREFIX}{task_id}"
+    async with redis.pipeline(transaction=True) as pipeline:
+        pipeline.lpush(key, "cancel")
+        pipeline.expire(key, CANCEL_SIGNAL_TTL_SECONDS)
+        await pipeline.execute()
+
+
+async def take_cancel_request(redis: Redis, task_id: uuid.UUID) -> bool:
+    """Whether a cancel request for the task is waiting (and take it).
+
+    A quick poll rather than a blocking BLPOP: cancelling redis-py's client in the middle
+    of a blocking command was seen to hang the coroutine for good.
+    """
+    return await redis.lpop(f"{CANCEL_KEY_PREFIX}{task_id}") is not None
+
+
 def creation_event(task: Task) -> TaskEvent:
-    """The event of a task's creation (sequence 1), which has no row in the log."""
-    return TaskEvent.of(task)
+    """The event of a task's creation (sequence 1)."""
+    return TaskEvent.of(task, result_reset=True)
 
 
 class Listener:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -42,6 +43,12 @@ class TaskStatus(enum.StrEnum):
 TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 
+class TaskPriority(enum.StrEnum):
+    HIGH = "HIGH"
+    NORMAL = "NORMAL"
+    LOW = "LOW"
+
+
 class TaskKind(enum.StrEnum):
     TEXT_GENERATION = "TEXT_GENERATION"
     IMAGE_PROCESSING = "IMAGE_PROCESSING"
@@ -49,12 +56,16 @@ class TaskKind(enum.StrEnum):
 
 
 MODEL_NAME_MAX_CHARS = 200
+IDEMPOTENCY_KEY_MAX_CHARS = 200
 STAGE_MAX_CHARS = 100
 # What a new task's `stage` says until a worker takes it.
 QUEUED_STAGE = "queued"
 STARTING_STAGE = "starting"
 DONE_STAGE = "done"
 FAILED_STAGE = "failed"
+RETRY_STAGE = "waiting to retry"
+CANCELLING_STAGE = "cancelling"
+CANCELLED_STAGE = "cancelled"
 
 
 class Base(DeclarativeBase):
@@ -93,6 +104,18 @@ class Task(Base):
     )
     # Until when the worker running it holds it; renewed while that worker is alive.
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    priority: Mapped[TaskPriority] = mapped_column(
+        _enum(TaskPriority, "task_priority"), server_default=text("'NORMAL'")
+    )
+    # Not to start before this (a delayed start, or the back-off before a retry).
+    scheduled_for: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The longest one attempt may run before it ends FAILED.
+    timeout_seconds: Mapped[float] = mapped_column(Float)
+    # Set when a caller cancelled the task while a worker was running it.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The error of each failed attempt, oldest first: {"attempt", "message", "at"}.
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_MAX_CHARS))
 
     # Server-set columns (created_at, sequence, ...) come back in the INSERT's RETURNING,
     # so a new task is complete without a second round trip.
@@ -117,6 +140,17 @@ class Task(Base):
             postgresql_where=text("finished_at IS NOT NULL"),
         ),
         Index("ix_tasks_updated_at", "updated_at"),
+        Index(
+            "ix_tasks_idempotency_key",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index(
+            "ix_tasks_pending_scheduled_for",
+            "scheduled_for",
+            postgresql_where=text("status = 'PENDING' AND scheduled_for IS NOT NULL"),
+        ),
     )
 
     def evolve(self, **changes: Any) -> Task:
@@ -147,6 +181,9 @@ task_events = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("finished_at", DateTime(timezone=True)),
+    Column("scheduled_for", DateTime(timezone=True)),
+    Column("cancel_requested_at", DateTime(timezone=True)),
+    Column("errors", JSONB, nullable=False),
 )
 
 # Columns of `tasks` that an event carries as they are after the change.
@@ -159,6 +196,9 @@ EVENT_STATE_COLUMNS = (
     "updated_at",
     "started_at",
     "finished_at",
+    "scheduled_for",
+    "cancel_requested_at",
+    "errors",
 )
 
 
@@ -180,6 +220,9 @@ class TaskEvent:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    scheduled_for: datetime | None
+    cancel_requested_at: datetime | None
+    errors: list[dict[str, Any]]
 
     @classmethod
     def of(cls, task: Task, *, delta: str | None = None, result_reset: bool = False) -> TaskEvent:
@@ -207,19 +250,3 @@ class TaskChange:
 
     task: Task
     event: TaskEvent
-
-
-def initial_state(task: Task) -> Task:
-    """The task as it was created (sequence 1), from the columns no change touches."""
-    return task.evolve(
-        sequence=1,
-        status=TaskStatus.PENDING,
-        progress=0.0,
-        stage=QUEUED_STAGE,
-        result=None,
-        error=None,
-        attempts=0,
-        updated_at=task.created_at,
-        started_at=None,
-        finished_at=None,
-    )

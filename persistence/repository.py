@@ -14,18 +14,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import (
+    CANCELLED_STAGE,
+    CANCELLING_STAGE,
     DONE_STAGE,
     EVENT_STATE_COLUMNS,
     FAILED_STAGE,
     QUEUED_STAGE,
+    RETRY_STAGE,
     STARTING_STAGE,
     Task,
     TaskChange,
     TaskEvent,
     TaskKind,
+    TaskPriority,
     TaskStatus,
     task_events,
 )
@@ -39,13 +45,68 @@ class PageKey:
     task_id: uuid.UUID
 
 
-async def insert_task(session: AsyncSession, *, kind: TaskKind, prompt: str, model: str) -> Task:
-    task = Task(
-        kind=kind, prompt=prompt, model=model, status=TaskStatus.PENDING, stage=QUEUED_STAGE
+@dataclass(frozen=True)
+class NewTaskRow:
+    kind: TaskKind
+    prompt: str
+    model: str
+    priority: TaskPriority
+    timeout_seconds: float
+    delay_seconds: float | None = None
+    idempotency_key: str | None = None
+    # A delayed task whose message goes to the broker now, to run at its time.
+    handed_over: bool = True
+
+
+async def insert_task(session: AsyncSession, new: NewTaskRow) -> Task | None:
+    """Store a PENDING task and log its creation (sequence 1), in one statement.
+
+    Returns None, storing nothing, when a task with the same idempotency key exists.
+    """
+    values: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "kind": new.kind,
+        "prompt": new.prompt,
+        "model": new.model,
+        "status": TaskStatus.PENDING,
+        "stage": QUEUED_STAGE,
+        "priority": new.priority,
+        "timeout_seconds": new.timeout_seconds,
+        "idempotency_key": new.idempotency_key,
+    }
+    if new.delay_seconds:
+        start = func.now() + timedelta(seconds=new.delay_seconds)
+        values["scheduled_for"] = start
+        if new.handed_over:
+            values["enqueued_at"] = start
+    statement: Any = pg_insert(Task).values(values)
+    if new.idempotency_key is not None:
+        statement = statement.on_conflict_do_nothing(
+            index_elements=[Task.idempotency_key],
+            index_where=Task.idempotency_key.is_not(None),
+        )
+    created = statement.returning(*Task.__table__.c).cte("created")
+    logged = _logged(created, delta=None, result_reset=True).cte("logged")
+    query = select(Task).from_statement(select(created).add_cte(logged))
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def find_by_idempotency_key(session: AsyncSession, key: str) -> Task | None:
+    query = (
+        select(Task).where(Task.idempotency_key == key).execution_options(populate_existing=True)
     )
-    session.add(task)
-    await session.flush()  # the mapper's eager defaults come back with the INSERT
-    return task
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def release_idempotency_key(session: AsyncSession, key: str, older_than: datetime) -> bool:
+    """Free a key whose task was created before `older_than`, for a new task to take."""
+    statement = (
+        update(Task)
+        .where(Task.idempotency_key == key, Task.created_at < older_than)
+        .values(idempotency_key=None)
+    )
+    result: Any = await session.execute(statement)
+    return bool(result.rowcount)
 
 
 async def get_task(session: AsyncSession, task_id: uuid.UUID) -> Task | None:
@@ -123,6 +184,19 @@ def _lease(seconds: float) -> Any:
     return func.now() + timedelta(seconds=seconds)
 
 
+def _due() -> Any:
+    """No start time set, or it has come."""
+    return or_(Task.scheduled_for.is_(None), Task.scheduled_for <= func.now())
+
+
+def _with_error(message: str, *, transient: bool) -> Any:
+    """The error history with this attempt's error added at its end."""
+    entry = func.jsonb_build_object(
+        "attempt", Task.attempts, "message", message, "at", func.now(), "transient", transient
+    )
+    return Task.errors.op("||", return_type=JSONB)(func.jsonb_build_array(entry))
+
+
 def _abandoned() -> Any:
     """Running, but its worker stopped renewing the lease: the worker is gone."""
     return and_(Task.status == TaskStatus.PROCESSING, Task.lease_expires_at < func.now())
@@ -137,9 +211,12 @@ async def claim_task(
     started `max_attempts` times already. `attempts` numbers the claim; later writes
     carry it, so a worker that lost its claim writes nothing.
     """
-    claimable = or_(
-        Task.status == TaskStatus.PENDING,
-        and_(_abandoned(), Task.attempts < max_attempts),
+    claimable = and_(
+        Task.cancel_requested_at.is_(None),
+        or_(
+            and_(Task.status == TaskStatus.PENDING, _due()),
+            and_(_abandoned(), Task.attempts < max_attempts),
+        ),
     )
     return await _transition(
         session,
@@ -184,17 +261,27 @@ async def record_output(
     )
 
 
+@dataclass(frozen=True)
+class Lease:
+    held: bool
+    cancel_requested: bool = False
+
+
 async def renew_lease(
     session: AsyncSession, task_id: uuid.UUID, attempt: int, lease_seconds: float
-) -> bool:
-    """Keep the claim alive; not a change a client sees, so `sequence` stays."""
+) -> Lease:
+    """Keep the claim alive, and say whether a caller asked to cancel the task. Not a
+    change a client sees, so `sequence` stays."""
     statement = (
         update(Task)
         .where(Task.id == task_id, _held(attempt))
         .values(lease_expires_at=_lease(lease_seconds))
+        .returning(Task.cancel_requested_at)
     )
-    result: Any = await session.execute(statement)
-    return bool(result.rowcount)
+    row = (await session.execute(statement)).first()
+    if row is None:
+        return Lease(held=False)
+    return Lease(held=True, cancel_requested=row[0] is not None)
 
 
 async def complete_task(
@@ -228,9 +315,121 @@ async def fail_task(
         status=TaskStatus.FAILED,
         stage=FAILED_STAGE,
         error=error,
+        errors=_with_error(error, transient=False),
         finished_at=func.now(),
         lease_expires_at=None,
     )
+
+
+async def retry_later(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    attempt: int,
+    *,
+    error: str,
+    delay_seconds: float,
+    delta: str | None = None,
+) -> TaskChange | None:
+    """Put a task whose attempt failed for a passing reason back to PENDING, to start
+    again in `delay_seconds`; the error goes into its history."""
+    return await _transition(
+        session,
+        task_id,
+        _held(attempt),
+        delta=delta,
+        result=_appended(delta),
+        status=TaskStatus.PENDING,
+        stage=RETRY_STAGE,
+        errors=_with_error(error, transient=True),
+        scheduled_for=func.now() + timedelta(seconds=delay_seconds),
+        # The worker sends the message itself, to run at that time.
+        enqueued_at=func.now() + timedelta(seconds=delay_seconds),
+        lease_expires_at=None,
+    )
+
+
+async def cancel_pending(session: AsyncSession, task_id: uuid.UUID) -> TaskChange | None:
+    """Cancel a task no worker has started: it ends at once and will never run."""
+    return await _transition(
+        session,
+        task_id,
+        Task.status == TaskStatus.PENDING,
+        status=TaskStatus.CANCELLED,
+        stage=CANCELLED_STAGE,
+        finished_at=func.now(),
+        scheduled_for=None,
+    )
+
+
+async def request_cancel(session: AsyncSession, task_id: uuid.UUID) -> TaskChange | None:
+    """Ask the worker running a task to stop it; the worker then ends it CANCELLED."""
+    return await _transition(
+        session,
+        task_id,
+        and_(Task.status == TaskStatus.PROCESSING, Task.cancel_requested_at.is_(None)),
+        stage=CANCELLING_STAGE,
+        cancel_requested_at=func.now(),
+    )
+
+
+async def finish_cancelled(
+    session: AsyncSession, task_id: uuid.UUID, attempt: int, delta: str | None = None
+) -> TaskChange | None:
+    """End a running task CANCELLED, as its worker; the output so far is kept."""
+    return await _transition(
+        session,
+        task_id,
+        _held(attempt),
+        delta=delta,
+        result=_appended(delta),
+        status=TaskStatus.CANCELLED,
+        stage=CANCELLED_STAGE,
+        finished_at=func.now(),
+        lease_expires_at=None,
+    )
+
+
+async def retry_task(session: AsyncSession, task_id: uuid.UUID) -> TaskChange | None:
+    """Queue a FAILED or CANCELLED task again, keeping its error history."""
+    return await _transition(
+        session,
+        task_id,
+        Task.status.in_([TaskStatus.FAILED, TaskStatus.CANCELLED]),
+        result_reset=True,
+        status=TaskStatus.PENDING,
+        stage=QUEUED_STAGE,
+        progress=0.0,
+        result=None,
+        error=None,
+        started_at=None,
+        finished_at=None,
+        scheduled_for=None,
+        cancel_requested_at=None,
+        enqueued_at=func.now(),
+    )
+
+
+async def take_due_tasks(session: AsyncSession, *, within_seconds: float, limit: int) -> list[Task]:
+    """Delayed PENDING tasks that start within `within_seconds` and were not yet handed
+    to the broker; marks them handed over for their start time."""
+    due = (
+        select(Task.id)
+        .where(
+            Task.status == TaskStatus.PENDING,
+            Task.scheduled_for <= func.now() + timedelta(seconds=within_seconds),
+            Task.enqueued_at < Task.scheduled_for,
+        )
+        .order_by(Task.scheduled_for)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(Task)
+        .where(Task.id.in_(due.scalar_subquery()))
+        .values(enqueued_at=Task.scheduled_for)
+        .returning(Task)
+    )
+    return list((await session.execute(statement)).scalars().all())
 
 
 async def take_stale_tasks(
@@ -246,7 +445,7 @@ async def take_stale_tasks(
         select(Task.id)
         .where(
             or_(
-                and_(Task.status == TaskStatus.PENDING, Task.enqueued_at < waited_long),
+                and_(Task.status == TaskStatus.PENDING, Task.enqueued_at < waited_long, _due()),
                 # A dead worker's task goes out at once when its lease runs out, then again
                 # each interval, like a PENDING one, until a worker claims it.
                 and_(
@@ -268,6 +467,29 @@ async def take_stale_tasks(
     return list((await session.execute(statement)).scalars().all())
 
 
+async def _end_abandoned(
+    session: AsyncSession, condition: Any, limit: int, **values: Any
+) -> list[TaskChange]:
+    """End up to `limit` tasks of dead workers that match `condition`, logging each."""
+    doomed = (
+        select(Task.id)
+        .where(_abandoned(), condition)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(Task)
+        .where(Task.id.in_(doomed.scalar_subquery()))
+        .values(_change(finished_at=func.now(), lease_expires_at=None, **values))
+        .returning(Task)
+    )
+    tasks = list((await session.execute(statement)).scalars().all())
+    changes = [TaskChange(task, TaskEvent.of(task)) for task in tasks]
+    if changes:
+        await session.execute(insert(task_events), [_event_row(change.event) for change in changes])
+    return changes
+
+
 async def fail_abandoned_tasks(
     session: AsyncSession, *, max_attempts: int, error: str, limit: int
 ) -> list[TaskChange]:
@@ -276,31 +498,26 @@ async def fail_abandoned_tasks(
     Such a task most likely kills its worker (memory, a hard limit); trying again would
     only take down one worker after another.
     """
-    doomed = (
-        select(Task.id)
-        .where(_abandoned(), Task.attempts >= max_attempts)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    return await _end_abandoned(
+        session,
+        and_(Task.attempts >= max_attempts, Task.cancel_requested_at.is_(None)),
+        limit,
+        status=TaskStatus.FAILED,
+        stage=FAILED_STAGE,
+        error=error,
+        errors=_with_error(error, transient=False),
     )
-    statement = (
-        update(Task)
-        .where(Task.id.in_(doomed.scalar_subquery()))
-        .values(
-            _change(
-                status=TaskStatus.FAILED,
-                stage=FAILED_STAGE,
-                error=error,
-                finished_at=func.now(),
-                lease_expires_at=None,
-            )
-        )
-        .returning(Task)
+
+
+async def cancel_abandoned_tasks(session: AsyncSession, *, limit: int) -> list[TaskChange]:
+    """End CANCELLED the tasks a caller cancelled whose worker died before it could."""
+    return await _end_abandoned(
+        session,
+        Task.cancel_requested_at.is_not(None),
+        limit,
+        status=TaskStatus.CANCELLED,
+        stage=CANCELLED_STAGE,
     )
-    tasks = list((await session.execute(statement)).scalars().all())
-    changes = [TaskChange(task, TaskEvent.of(task)) for task in tasks]
-    if changes:
-        await session.execute(insert(task_events), [_event_row(change.event) for change in changes])
-    return changes
 
 
 async def mark_not_enqueued(session: AsyncSession, task_ids: list[uuid.UUID]) -> None:

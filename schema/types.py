@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 
 from persistence import models
-from persistence.models import TaskKind, TaskStatus
+from persistence.models import TaskKind, TaskPriority, TaskStatus
 from tasks.watching import Update
 
 # The model's enums are the GraphQL enums: one name per concept in every layer.
 strawberry.enum(TaskStatus, description="Where a task is in its life.")
 strawberry.enum(TaskKind, description="What sort of work a task does.")
+strawberry.enum(
+    TaskPriority, description="With a backlog, HIGH tasks start before NORMAL, NORMAL before LOW."
+)
+
+
+@strawberry.type(description="Why one attempt of a task failed.")
+class TaskError:
+    attempt: int
+    message: str
+    at: datetime
+    transient: bool = strawberry.field(
+        description="The failure may pass (rate limit, server error, timeout): the task "
+        "was tried again."
+    )
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> TaskError:
+        return cls(
+            attempt=int(entry["attempt"]),
+            message=str(entry["message"]),
+            at=datetime.fromisoformat(str(entry["at"])),
+            transient=bool(entry.get("transient")),
+        )
 
 
 @strawberry.type(description="A unit of AI work and its current state.")
@@ -39,6 +62,24 @@ class Task:
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    priority: TaskPriority
+    scheduled_for: datetime | None = strawberry.field(
+        description="Not to start before this: a delayed start, or the back-off before a retry."
+    )
+    attempts: int = strawberry.field(description="How many times a worker has started it.")
+    timeout_seconds: float = strawberry.field(
+        description="The longest one attempt may run before it ends FAILED."
+    )
+    cancel_requested_at: datetime | None = strawberry.field(
+        description="When a caller cancelled it while it ran; it ends CANCELLED shortly."
+    )
+    errors: list[TaskError] = strawberry.field(
+        description="The error of each failed attempt, oldest first (kept across retries)."
+    )
+
+    @strawberry.field(description="The message of the latest failed attempt, if any.")
+    def last_error(self) -> str | None:
+        return self.errors[-1].message if self.errors else None
 
     @classmethod
     def from_model(cls, task: models.Task) -> Task:
@@ -57,6 +98,12 @@ class Task:
             updated_at=task.updated_at,
             started_at=task.started_at,
             finished_at=task.finished_at,
+            priority=task.priority,
+            scheduled_for=task.scheduled_for,
+            attempts=task.attempts,
+            timeout_seconds=task.timeout_seconds,
+            cancel_requested_at=task.cancel_requested_at,
+            errors=[TaskError.from_entry(entry) for entry in task.errors],
         )
 
 
@@ -69,6 +116,23 @@ class ValidationError:
 CreateTaskResult = Annotated[Task | ValidationError, strawberry.union("CreateTaskResult")]
 
 
+@strawberry.type(description="No task with this id exists; nothing was changed.")
+class TaskNotFound:
+    id: strawberry.ID
+    message: str
+
+
+@strawberry.type(description="The task's status does not allow this; nothing was changed.")
+class TaskStateError:
+    status: TaskStatus
+    message: str
+
+
+TaskControlResult = Annotated[
+    Task | TaskNotFound | TaskStateError, strawberry.union("TaskControlResult")
+]
+
+
 @strawberry.input
 class CreateTaskInput:
     prompt: str
@@ -76,6 +140,24 @@ class CreateTaskInput:
         default=None, description="The model to run on; the server's default when omitted."
     )
     kind: TaskKind = TaskKind.TEXT_GENERATION
+    priority: TaskPriority = TaskPriority.NORMAL
+    run_at: datetime | None = strawberry.field(
+        default=None,
+        description="Start no earlier than this (with a time zone). A time in the past "
+        "starts at once. Not with delaySeconds.",
+    )
+    delay_seconds: float | None = strawberry.field(
+        default=None, description="Start no earlier than this many seconds from now."
+    )
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="The same key within 24 hours returns the task it first created, "
+        "without storing or running another; with different input it is an error.",
+    )
+    timeout_seconds: float | None = strawberry.field(
+        default=None,
+        description="The longest one attempt may run; the server's default when omitted.",
+    )
 
 
 @strawberry.type(

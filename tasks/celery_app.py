@@ -6,7 +6,7 @@ from celery import Celery
 from kombu import Exchange, Queue
 
 from graphql_app.settings import Settings
-from persistence.models import TaskKind
+from persistence.models import TaskKind, TaskPriority
 
 # Celery task names are part of the wire format between API and workers: never rename.
 TASK_NAMES = {
@@ -18,6 +18,9 @@ QUEUES = {
     TaskKind.DATA_ANALYSIS: "data_analysis",
 }
 SWEEP_TASK_NAME = "aitasks.sweep_stale_tasks"
+# Kombu's Redis transport keeps a list per priority step and serves 0 first.
+BROKER_PRIORITIES = {TaskPriority.HIGH: 0, TaskPriority.NORMAL: 3, TaskPriority.LOW: 6}
+PRIORITY_STEPS = sorted(BROKER_PRIORITIES.values())
 # Maintenance work goes on its own queue, so a backlog of tasks cannot delay the sweeper.
 MAINTENANCE_QUEUE = "maintenance"
 # The broker answers within this or is treated as down (the sweeper covers what was lost).
@@ -50,8 +53,10 @@ def create_celery_app(settings: Settings, redis_url: str) -> Celery:
             **{name: {"queue": QUEUES[kind]} for kind, name in TASK_NAMES.items()},
             SWEEP_TASK_NAME: {"queue": MAINTENANCE_QUEUE},
         },
+        task_default_priority=BROKER_PRIORITIES[TaskPriority.NORMAL],
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_seconds,
+            "priority_steps": PRIORITY_STEPS,
             "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
         },
         broker_connection_timeout=BROKER_CONNECT_TIMEOUT_SECONDS,
@@ -66,7 +71,7 @@ def create_celery_app(settings: Settings, redis_url: str) -> Celery:
                 "task": SWEEP_TASK_NAME,
                 "schedule": settings.sweep_interval_seconds,
                 "options": {"expires": settings.sweep_interval_seconds},
-            }
+            },
         },
         # Beat keeps its schedule in memory: there is nothing to remember across restarts.
         beat_scheduler="celery.beat:Scheduler",

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from celery import Celery
 
-from persistence.models import Task, TaskKind
-from tasks.celery_app import QUEUES, TASK_NAMES
+from persistence.models import Task, TaskKind, TaskPriority
+from tasks.celery_app import BROKER_PRIORITIES, QUEUES, TASK_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -18,9 +18,21 @@ logger = logging.getLogger(__name__)
 PUBLISH_THREADS = 4
 
 
-def send_task(celery_app: Celery, task_id: str, kind: TaskKind) -> None:
+def send_task(
+    celery_app: Celery,
+    task_id: str,
+    kind: TaskKind,
+    priority: TaskPriority = TaskPriority.NORMAL,
+    countdown: float | None = None,
+) -> None:
     """Publish the message that runs a task. Blocking: call it off the event loop."""
-    celery_app.send_task(TASK_NAMES[kind], args=[task_id], queue=QUEUES[kind])
+    celery_app.send_task(
+        TASK_NAMES[kind],
+        args=[task_id],
+        queue=QUEUES[kind],
+        priority=BROKER_PRIORITIES[priority],
+        countdown=countdown,
+    )
 
 
 class Dispatcher:
@@ -31,12 +43,18 @@ class Dispatcher:
         self._timeout = timeout_seconds
         self._executor = ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="enqueue")
 
-    async def enqueue(self, task: Task) -> None:
-        """Hand the task's message to the broker. If it cannot be sent now, the task stays
-        PENDING and the sweeper sends it later."""
+    async def enqueue(self, task: Task, countdown: float | None = None) -> None:
+        """Hand the task's message to the broker, to run `countdown` seconds from now. If
+        it cannot be sent now, the task stays PENDING and the sweeper sends it later."""
         loop = asyncio.get_running_loop()
         send = loop.run_in_executor(
-            self._executor, send_task, self._celery_app, str(task.id), task.kind
+            self._executor,
+            send_task,
+            self._celery_app,
+            str(task.id),
+            task.kind,
+            task.priority,
+            countdown,
         )
         try:
             await asyncio.wait_for(send, self._timeout)

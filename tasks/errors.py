@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from persistence.models import TaskStatus
+
 
 class AitasksError(Exception):
     """An expected failure whose message is safe and useful to show the caller."""
@@ -35,3 +37,13 @@ class InvalidInputError(AitasksError):
     def __init__(self, field: str | None, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class TaskStateError(AitasksError):
+    """The task is in a status where the operation does not apply."""
+
+    code = "INVALID_STATE"
+
+    def __init__(self, status: TaskStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from redis.asyncio import Redis
@@ -11,13 +12,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_app.settings import Settings
 from persistence import repository
-from persistence.events import creation_event, publish
-from persistence.models import MODEL_NAME_MAX_CHARS, Task, TaskKind, TaskStatus
-from persistence.repository import PageKey
+from persistence.events import creation_event, publish, signal_cancel
+from persistence.models import (
+    IDEMPOTENCY_KEY_MAX_CHARS,
+    MODEL_NAME_MAX_CHARS,
+    Task,
+    TaskChange,
+    TaskKind,
+    TaskPriority,
+    TaskStatus,
+)
+from persistence.repository import NewTaskRow, PageKey
 from persistence.unit_of_work import UnitOfWork
 from tasks.celery_app import TASK_NAMES
 from tasks.dispatch import Dispatcher
-from tasks.errors import InvalidInputError
+from tasks.errors import InvalidInputError, TaskNotFoundError, TaskStateError
+
+# A cancel or retry re-reads the task and tries again this often when a worker changed it
+# in the meantime, before it gives up with the status it found.
+CONTROL_RACE_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,11 @@ class NewTask:
     prompt: str
     model: str | None
     kind: TaskKind
+    priority: TaskPriority = TaskPriority.NORMAL
+    run_at: datetime | None = None
+    delay_seconds: float | None = None
+    idempotency_key: str | None = None
+    timeout_seconds: float | None = None
 
 
 def _check_text(field: str, value: str) -> None:
@@ -66,30 +84,175 @@ def _check_kind(kind: TaskKind) -> None:
         )
 
 
-def validate(new_task: NewTask, settings: Settings) -> str:
-    """Check a submission; return the model it will run on."""
+def _delay(new_task: NewTask, settings: Settings) -> float | None:
+    """Seconds from now until the task may start, or None to start at once."""
+    if new_task.run_at is not None and new_task.delay_seconds is not None:
+        raise InvalidInputError("runAt", "Give either runAt or delaySeconds, not both.")
+    if new_task.run_at is not None:
+        if new_task.run_at.tzinfo is None:
+            raise InvalidInputError("runAt", "runAt needs a time zone, e.g. 2026-12-01T09:00:00Z.")
+        delay = (new_task.run_at - datetime.now(UTC)).total_seconds()
+        field = "runAt"
+    elif new_task.delay_seconds is not None:
+        if not new_task.delay_seconds >= 0:
+            raise InvalidInputError("delaySeconds", "delaySeconds must be 0 or more.")
+        delay, field = new_task.delay_seconds, "delaySeconds"
+    else:
+        return None
+    if delay > timedelta(days=settings.schedule_max_days).total_seconds():
+        raise InvalidInputError(
+            field,
+            f"A task can be scheduled at most {settings.schedule_max_days:g} days ahead "
+            "(AITASKS_SCHEDULE_MAX_DAYS).",
+        )
+    return max(delay, 0.0) or None
+
+
+def _timeout(new_task: NewTask, settings: Settings) -> float:
+    if new_task.timeout_seconds is None:
+        return settings.task_timeout_default_seconds
+    limit = settings.task_time_limit_seconds
+    if not 0 < new_task.timeout_seconds <= limit:
+        raise InvalidInputError(
+            "timeoutSeconds",
+            f"timeoutSeconds must be more than 0 and at most {limit:g} "
+            "(AITASKS_TASK_TIME_LIMIT_SECONDS).",
+        )
+    return new_task.timeout_seconds
+
+
+def _check_idempotency_key(key: str | None) -> None:
+    if key is None:
+        return
+    _check_text("idempotencyKey", key)
+    if not key.strip() or len(key) > IDEMPOTENCY_KEY_MAX_CHARS:
+        raise InvalidInputError(
+            "idempotencyKey",
+            f"An idempotency key has 1 to {IDEMPOTENCY_KEY_MAX_CHARS} characters.",
+        )
+
+
+def validate(new_task: NewTask, settings: Settings) -> NewTaskRow:
+    """Check a submission; return the row to store."""
     _check_prompt(new_task.prompt, settings)
     model = new_task.model if new_task.model is not None else settings.effective_default_model
     _check_model(model, settings)
     _check_kind(new_task.kind)
-    return model
+    _check_idempotency_key(new_task.idempotency_key)
+    delay = _delay(new_task, settings)
+    return NewTaskRow(
+        kind=new_task.kind,
+        prompt=new_task.prompt,
+        model=model,
+        priority=new_task.priority,
+        timeout_seconds=_timeout(new_task, settings),
+        delay_seconds=delay,
+        idempotency_key=new_task.idempotency_key,
+        handed_over=delay is None or delay <= settings.handoff_window_seconds,
+    )
+
+
+def _same_input(task: Task, row: NewTaskRow) -> bool:
+    stored = (task.kind, task.prompt, task.model, task.priority, task.timeout_seconds)
+    return stored == (row.kind, row.prompt, row.model, row.priority, row.timeout_seconds)
+
+
+async def _task_for_key(uow: UnitOfWork, row: NewTaskRow, settings: Settings) -> Task | None:
+    """The task an idempotency key already created, or None once the key is free again."""
+    assert row.idempotency_key is not None
+    existing = await repository.find_by_idempotency_key(uow.session, row.idempotency_key)
+    if existing is None:
+        return None
+    window = timedelta(hours=settings.idempotency_window_hours)
+    oldest = await repository.database_now(uow.session) - window
+    if existing.created_at < oldest:
+        await repository.release_idempotency_key(uow.session, row.idempotency_key, oldest)
+        return None
+    if not _same_input(existing, row):
+        raise InvalidInputError(
+            "idempotencyKey",
+            "This idempotency key was used for a task with different input; use a new key "
+            "for new work.",
+        )
+    return existing
 
 
 async def create_task(
     uow: UnitOfWork, new_task: NewTask, dispatcher: Dispatcher, redis: Redis, settings: Settings
 ) -> Task:
     """Store a PENDING task and, once that is committed, hand it to the workers and
-    announce it to live feeds.
+    announce it to live feeds. A task delayed beyond the hand-over window waits in
+    PostgreSQL until a sweep finds its time near.
 
-    Raises InvalidInputError, storing nothing, when the input cannot be run.
+    With an idempotency key used within the window, returns the task the key created
+    and stores and sends nothing. Raises InvalidInputError, storing nothing, when the
+    input cannot be run.
     """
-    model = validate(new_task, settings)
-    task = await repository.insert_task(
-        uow.session, kind=new_task.kind, prompt=new_task.prompt, model=model
-    )
-    uow.after_commit(partial(dispatcher.enqueue, task))
+    row = validate(new_task, settings)
+    for _ in range(CONTROL_RACE_TRIES):
+        task = await repository.insert_task(uow.session, row)
+        if task is not None:
+            break
+        existing = await _task_for_key(uow, row, settings)
+        if existing is not None:
+            return existing
+    else:
+        raise InvalidInputError("idempotencyKey", "This idempotency key is busy; try again.")
+    if row.handed_over:
+        uow.after_commit(partial(dispatcher.enqueue, task, row.delay_seconds))
     uow.after_commit(partial(publish, redis, creation_event(task)))
     return task
+
+
+async def _load(uow: UnitOfWork, task_id: str) -> Task:
+    parsed = parse_task_id(task_id)
+    task = await repository.get_task(uow.session, parsed) if parsed else None
+    if task is None:
+        raise TaskNotFoundError(task_id)
+    return task
+
+
+def _announce(uow: UnitOfWork, redis: Redis, change: TaskChange) -> Task:
+    uow.after_commit(partial(publish, redis, change.event))
+    return change.task
+
+
+async def cancel_task(uow: UnitOfWork, task_id: str, redis: Redis) -> Task:
+    """Cancel a task: a PENDING one ends CANCELLED at once and never runs; a running one
+    is stopped by its worker within a second and ends CANCELLED with its output so far.
+    Cancelling a cancelled task changes nothing. Raises TaskNotFoundError, or
+    TaskStateError for a task that already ended otherwise."""
+    for _ in range(CONTROL_RACE_TRIES):
+        task = await _load(uow, task_id)
+        if task.status == TaskStatus.CANCELLED or task.cancel_requested_at is not None:
+            return task
+        if task.status.is_terminal:
+            raise TaskStateError(
+                task.status, f"The task is already {task.status.value}; it cannot be cancelled."
+            )
+        if task.status == TaskStatus.PENDING:
+            change = await repository.cancel_pending(uow.session, task.id)
+        else:
+            change = await repository.request_cancel(uow.session, task.id)
+            if change is not None:
+                uow.after_commit(partial(signal_cancel, redis, task.id))
+        if change is not None:
+            return _announce(uow, redis, change)
+    return await _load(uow, task_id)
+
+
+async def retry_task(uow: UnitOfWork, task_id: str, dispatcher: Dispatcher, redis: Redis) -> Task:
+    """Queue a FAILED or CANCELLED task again; its error history stays. Raises
+    TaskNotFoundError, or TaskStateError for a task in any other status."""
+    task = await _load(uow, task_id)
+    change = await repository.retry_task(uow.session, task.id)
+    if change is None:
+        raise TaskStateError(
+            task.status,
+            f"Only a FAILED or CANCELLED task can be retried; this one is {task.status.value}.",
+        )
+    uow.after_commit(partial(dispatcher.enqueue, change.task))
+    return _announce(uow, redis, change)
 
 
 def parse_task_id(task_id: str) -> uuid.UUID | None:

@@ -5,7 +5,8 @@ to its retention bound."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from celery import Celery
@@ -41,7 +42,8 @@ async def _take_stale(runtime: WorkerRuntime) -> list[Task]:
             error=too_many_attempts(settings.max_attempts),
             limit=SWEEP_BATCH,
         )
-        for change in failed:
+        cancelled = await repository.cancel_abandoned_tasks(uow.session, limit=SWEEP_BATCH)
+        for change in failed + cancelled:
             uow.after_commit(partial(publish, runtime.redis, change.event))
         stale = await repository.take_stale_tasks(
             uow.session, pending_for_seconds=settings.pending_requeue_seconds, limit=SWEEP_BATCH
@@ -56,12 +58,16 @@ async def _mark_not_enqueued(runtime: WorkerRuntime, unsent: list[Task]) -> None
         await repository.mark_not_enqueued(session, [task.id for task in unsent])
 
 
-def _send_all(celery_app: Celery, tasks: list[Task]) -> list[Task]:
+def _send_all(
+    celery_app: Celery,
+    tasks: list[Task],
+    countdown: Callable[[Task], float | None] = lambda task: None,
+) -> list[Task]:
     """Send each task's message; return those that could not be sent."""
     unsent = []
     for task in tasks:
         try:
-            send_task(celery_app, str(task.id), task.kind)
+            send_task(celery_app, str(task.id), task.kind, task.priority, countdown(task))
         except Exception as error:
             logger.warning("could not re-send task %s (%s)", task.id, error)
             unsent.append(task)
@@ -82,6 +88,7 @@ def sweep_stale_tasks(runtime: WorkerRuntime, celery_app: Celery) -> int:
     A task sent twice is harmless: the second delivery finds it taken and does nothing.
     """
     runtime.run(_prune_log(runtime))
+    hand_over_due_tasks(runtime, celery_app)
     stale = runtime.run(_take_stale(runtime))
     unsent = _send_all(celery_app, stale)
     if unsent:
@@ -91,3 +98,30 @@ def sweep_stale_tasks(runtime: WorkerRuntime, celery_app: Celery) -> int:
             "re-sent %d task(s) whose message or worker was lost", len(stale) - len(unsent)
         )
     return len(stale) - len(unsent)
+
+
+async def _take_due(runtime: WorkerRuntime) -> list[Task]:
+    async with runtime.sessionmaker.begin() as session:
+        return await repository.take_due_tasks(
+            session, within_seconds=runtime.settings.handoff_window_seconds, limit=SWEEP_BATCH
+        )
+
+
+def _countdown(task: Task) -> float | None:
+    if task.scheduled_for is None:
+        return None
+    return max(0.0, (task.scheduled_for - datetime.now(UTC)).total_seconds())
+
+
+def hand_over_due_tasks(runtime: WorkerRuntime, celery_app: Celery) -> int:
+    """Send the delayed tasks that start within the hand-over window, each to run at its
+    time; return how many went out.
+
+    Until then they wait in PostgreSQL, not in the broker: a message held by the broker
+    past its visibility timeout would be handed out twice.
+    """
+    due = runtime.run(_take_due(runtime))
+    unsent = _send_all(celery_app, due, countdown=_countdown)
+    if unsent:
+        runtime.run(_mark_not_enqueued(runtime, unsent))
+    return len(due) - len(unsent)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from persistence import repository
 from persistence.events import TaskEventHub
-from persistence.models import Task, TaskEvent, TaskStatus, initial_state
+from persistence.models import Task, TaskEvent, TaskStatus
 from tasks.errors import TaskNotFoundError
 from tasks.submission import parse_task_id
 
@@ -77,17 +77,13 @@ async def _changes_since(sessionmaker: Sessionmaker, task: Task) -> list[Update]
 
 
 async def _replay(sessionmaker: Sessionmaker, current: Task, after: int) -> list[Update]:
-    """The changes of `current`'s task with sequence > `after`, rebuilt from creation."""
+    """The changes of `current`'s task with sequence > `after`, rebuilt from the log
+    starting at its creation (sequence 1)."""
     async with sessionmaker() as session:
-        events = await repository.list_events(session, current.id, after=1, up_to=current.sequence)
-    if not _contiguous(events, 1, current.sequence):
+        events = await repository.list_events(session, current.id, after=0, up_to=current.sequence)
+    if not _contiguous(events, 0, current.sequence):
         return [Update(current)]
-    start = initial_state(current)
-    return [
-        update
-        for update in [Update(start), *_applied(start, events)]
-        if update.task.sequence > after
-    ]
+    return [update for update in _applied(current, events) if update.task.sequence > after]
 
 
 class Follower:

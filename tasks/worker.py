@@ -7,7 +7,7 @@ import uuid
 from celery import Celery
 from celery.signals import worker_process_shutdown
 
-from graphql_app.settings import TASK_HARD_LIMIT_GRACE_SECONDS, Settings
+from graphql_app.settings import Settings
 from persistence.models import TaskKind
 from tasks.celery_app import (
     MAINTENANCE_QUEUE,
@@ -27,16 +27,17 @@ def create_worker_app(settings: Settings) -> Celery:
 
     @app.task(
         name=TASK_NAMES[TaskKind.TEXT_GENERATION],
-        time_limit=settings.task_time_limit_seconds + TASK_HARD_LIMIT_GRACE_SECONDS,
+        time_limit=settings.task_time_limit_seconds + settings.task_kill_grace_seconds,
     )
     def text_generation(task_id: str) -> None:
         """Run a text-generation task (idempotent: see run_text_generation)."""
         runtime = get_runtime()
-        runtime.run(run_text_generation(runtime, uuid.UUID(task_id)))
+        runtime.run(run_text_generation(runtime, uuid.UUID(task_id), app))
 
     @app.task(name=SWEEP_TASK_NAME)
     def sweep() -> int:
-        """Re-send tasks whose message was lost or whose worker died."""
+        """Re-send tasks whose message was lost or whose worker died, and hand over
+        delayed tasks whose time is near."""
         return sweep_stale_tasks(get_runtime(), app)
 
     return app

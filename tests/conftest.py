@@ -11,7 +11,7 @@ import pytest
 from tests.fixtures.openai_server import OpenAICompatibleServer
 from tests.fixtures.stack import Backing, Stack, backing_services, stack_env
 
-TEST_MODELS = "echo,slow-echo,fail-500,hang,thousand-tokens"
+TEST_MODELS = "echo,slow-echo,fail-500,hang,thousand-tokens,flaky-429,unauthorized"
 TEST_OPENAI_KEY = "sk-test-key"
 # Short, so the `hang` model fails in a test's time.
 TEST_OPENAI_TIMEOUT_SECONDS = "2"

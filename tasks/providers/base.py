@@ -15,7 +15,15 @@ class Chunk:
 
 
 class ProviderError(Exception):
-    """The model could not answer; the message is shown to the user as the task's error."""
+    """The model could not answer; the message is shown to the user as the task's error.
+
+    `transient` failures (rate limits, server errors, timeouts, broken connections) may
+    pass: the task is tried again later. Others (a bad request, a wrong key) will not.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class TextProvider(Protocol):

@@ -11,6 +11,17 @@ from tasks.providers.base import Chunk, ProviderError
 
 # Longest provider message quoted in a task's error.
 ERROR_DETAIL_CHARS = 500
+# HTTP statuses that say "not now" rather than "never": a request timeout, a conflict,
+# a rate limit, and every server error.
+TRANSIENT_STATUSES = frozenset({408, 409, 429})
+
+
+def _is_transient(error: openai.OpenAIError) -> bool:
+    if isinstance(error, openai.APIConnectionError):  # includes timeouts
+        return True
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code in TRANSIENT_STATUSES or error.status_code >= 500
+    return False
 
 
 def create_client(api_key: str, base_url: str | None, timeout_seconds: float) -> openai.AsyncOpenAI:
@@ -50,11 +61,16 @@ class OpenAIProvider:
                         if choice.delta and choice.delta.content:
                             yield Chunk(choice.delta.content)
         except openai.OpenAIError as error:
-            raise ProviderError(_describe(error, self._timeout)) from error
+            raise ProviderError(
+                _describe(error, self._timeout), transient=_is_transient(error)
+            ) from error
         except httpx2.TimeoutException as error:
             # A stall in the middle of a streamed answer surfaces from the HTTP client.
             raise ProviderError(
-                f"The model provider stopped answering for {self._timeout:g} seconds."
+                f"The model provider stopped answering for {self._timeout:g} seconds.",
+                transient=True,
             ) from error
         except httpx2.TransportError as error:
-            raise ProviderError(f"The connection to the model provider broke: {error}") from error
+            raise ProviderError(
+                f"The connection to the model provider broke: {error}", transient=True
+            ) from error

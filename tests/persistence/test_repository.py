@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import repository
 from persistence.database import create_engine
-from persistence.models import Task, TaskChange, TaskKind, TaskStatus, initial_state
+from persistence.models import Task, TaskChange, TaskKind, TaskPriority, TaskStatus
 from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.anyio
@@ -36,10 +37,18 @@ async def session(stack: Stack) -> AsyncIterator[AsyncSession]:
     await engine.dispose()
 
 
-async def new_task(session: AsyncSession, prompt: str = "p") -> Task:
-    return await repository.insert_task(
-        session, kind=TaskKind.TEXT_GENERATION, prompt=prompt, model="demo"
+async def new_task(session: AsyncSession, prompt: str = "p", **options: Any) -> Task:
+    row = repository.NewTaskRow(
+        kind=TaskKind.TEXT_GENERATION,
+        prompt=prompt,
+        model="demo",
+        priority=TaskPriority.NORMAL,
+        timeout_seconds=60,
+        **options,
     )
+    task = await repository.insert_task(session, row)
+    assert task is not None
+    return task
 
 
 async def output(
@@ -107,9 +116,9 @@ async def test_every_change_is_logged_once_and_replaying_the_log_gives_the_task(
     stored = await repository.get_task(session, task.id)
 
     assert stored is not None
-    assert [event.sequence for event in events] == [2, 3, 4, 5, 6]
-    assert [event.delta for event in events] == [None, "Hel", None, "lo", ", world"]
-    replayed = initial_state(stored)
+    assert [event.sequence for event in events] == [1, 2, 3, 4, 5, 6]
+    assert [event.delta for event in events] == [None, None, "Hel", None, "lo", ", world"]
+    replayed = stored.evolve(result="anything: the creation starts it afresh")
     for event in events:
         replayed = event.apply_to(replayed)
     columns = [column.key for column in Task.__mapper__.column_attrs]
@@ -117,7 +126,7 @@ async def test_every_change_is_logged_once_and_replaying_the_log_gives_the_task(
         key: getattr(stored, key) for key in columns
     }
     assert replayed.result == "Hello, world"
-    assert await repository.list_events(session, task.id, after=3, up_to=5) == events[2:4]
+    assert await repository.list_events(session, task.id, after=3, up_to=5) == events[3:5]
 
 
 async def test_a_new_attempt_starts_the_result_afresh(session: AsyncSession) -> None:
@@ -147,9 +156,9 @@ async def test_the_log_of_a_long_finished_task_is_pruned_and_others_kept(
     cutoff = await repository.database_now(session) - AN_HOUR / 2
     pruned = await repository.prune_events(session, finished_before=cutoff, limit=1000)
 
-    assert pruned == 2
+    assert pruned == 3
     assert await repository.list_events(session, old.id, after=0) == []
-    assert len(await repository.list_events(session, running.id, after=0)) == 1
+    assert len(await repository.list_events(session, running.id, after=0)) == 2
     assert (await repository.get_task(session, old.id)).result == "done"  # type: ignore[union-attr]
 
 
@@ -178,7 +187,7 @@ async def test_a_worker_that_lost_its_claim_writes_nothing(session: AsyncSession
     assert taken_over is not None and taken_over.task.attempts == 2
 
     assert await repository.complete_task(session, task.id, 1, "stale") is None
-    assert await repository.renew_lease(session, task.id, 1, LEASE) is False
+    assert (await repository.renew_lease(session, task.id, 1, LEASE)).held is False
     finished = await repository.complete_task(session, task.id, 2, "fresh")
     assert finished is not None and finished.task.result == "fresh"
 
@@ -188,7 +197,7 @@ async def test_a_running_task_with_a_live_lease_is_not_taken(session: AsyncSessi
     await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
 
     assert await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS) is None
-    assert await repository.renew_lease(session, task.id, 1, LEASE) is True
+    assert (await repository.renew_lease(session, task.id, 1, LEASE)).held is True
 
 
 async def test_stale_tasks_are_taken_once_per_interval(session: AsyncSession) -> None:

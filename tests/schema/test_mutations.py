@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -10,8 +13,21 @@ from sqlalchemy import func, select
 
 from persistence.database import create_engine
 from persistence.models import Task
-from tests.fixtures.graphql import CREATE_TASK, create_task, post
+from tests.fixtures.graphql import (
+    CREATE_TASK,
+    cancel_task,
+    create_task,
+    poll_until_finished,
+    post,
+)
+from tests.fixtures.openai_server import OpenAICompatibleServer
 from tests.fixtures.stack import Stack
+from tests.fixtures.tasks import count_tasks_with_key
+
+CONCURRENT_CREATES = 20
+
+
+DAY = 24 * 3600
 
 
 def count_tasks(stack: Stack) -> int:
@@ -59,10 +75,24 @@ def test_create_task_with_a_chosen_model_keeps_it(stack: Stack) -> None:
         ({"prompt": "hi", "model": "m" * 500}, "model", "empty or too long"),
         ({"prompt": "hi", "kind": "IMAGE_PROCESSING"}, "kind", "IMAGE_PROCESSING tasks are not"),
         ({"prompt": "hi", "kind": "DATA_ANALYSIS"}, "kind", "DATA_ANALYSIS tasks are not"),
+        ({"prompt": "hi", "delaySeconds": -1}, "delaySeconds", "must be 0 or more"),
+        ({"prompt": "hi", "delaySeconds": 31 * DAY}, "delaySeconds", "at most 30 days ahead"),
+        ({"prompt": "hi", "runAt": "2099-01-01T00:00:00Z"}, "runAt", "at most 30 days ahead"),
+        ({"prompt": "hi", "runAt": "2030-01-01T09:00:00"}, "runAt", "needs a time zone"),
+        (
+            {"prompt": "hi", "runAt": "2030-01-01T09:00:00Z", "delaySeconds": 5},
+            "runAt",
+            "either runAt or delaySeconds",
+        ),
+        ({"prompt": "hi", "timeoutSeconds": 0}, "timeoutSeconds", "more than 0 and at most 1800"),
+        ({"prompt": "hi", "timeoutSeconds": 1801}, "timeoutSeconds", "at most 1800"),
+        ({"prompt": "hi", "idempotencyKey": ""}, "idempotencyKey", "1 to 200 characters"),
+        ({"prompt": "hi", "idempotencyKey": "k" * 201}, "idempotencyKey", "1 to 200"),
+        ({"prompt": "hi", "idempotencyKey": "a\x00b"}, "idempotencyKey", "NUL character"),
     ],
 )
 def test_invalid_input_is_a_validation_error_and_stores_nothing(
-    stack: Stack, task_input: dict[str, str], field: str, message: str
+    stack: Stack, task_input: dict[str, object], field: str, message: str
 ) -> None:
     before = count_tasks(stack)
 
@@ -122,4 +152,52 @@ def test_a_mutation_over_get_is_refused_and_stores_nothing(stack: Stack) -> None
 
     assert response.status_code == 400
     assert "mutations are not allowed" in response.text.lower()
+    assert count_tasks(stack) == before
+
+
+def test_create_task_takes_priority_delay_and_timeout(stack: Stack) -> None:
+    task = create_task(
+        stack, prompt="Later, urgently", priority="HIGH", delaySeconds=3600, timeoutSeconds=30
+    )
+
+    assert (task["priority"], task["timeoutSeconds"], task["status"]) == ("HIGH", 30, "PENDING")
+    scheduled = datetime.fromisoformat(task["scheduledFor"])
+    created = datetime.fromisoformat(task["createdAt"])
+    assert scheduled - created == timedelta(hours=1)
+    assert cancel_task(stack, task["id"])["status"] == "CANCELLED"
+
+
+def test_concurrent_creates_with_one_idempotency_key_make_one_task(
+    stack: Stack, openai_server: OpenAICompatibleServer
+) -> None:
+    key, prompt = f"order-{uuid.uuid4()}", f"Exactly once {uuid.uuid4()}"
+
+    with ThreadPoolExecutor(CONCURRENT_CREATES) as pool:
+        results = list(
+            pool.map(
+                lambda _: create_task(stack, prompt=prompt, model="echo", idempotencyKey=key),
+                range(CONCURRENT_CREATES),
+            )
+        )
+    final = poll_until_finished(stack, results[0]["id"])
+
+    assert {result["__typename"] for result in results} == {"Task"}
+    assert len({result["id"] for result in results}) == 1
+    assert count_tasks_with_key(stack.database_url, key) == 1
+    assert final["status"] == "COMPLETED" and final["attempts"] == 1
+    assert openai_server.recorded.prompts().count(prompt) == 1
+    again = create_task(stack, prompt=prompt, model="echo", idempotencyKey=key)
+    assert again["id"] == final["id"] and again["status"] == "COMPLETED"
+
+
+def test_an_idempotency_key_reused_for_other_input_is_refused(stack: Stack) -> None:
+    key = f"order-{uuid.uuid4()}"
+    first = create_task(stack, prompt="The first", idempotencyKey=key)
+    before = count_tasks(stack)
+
+    other = create_task(stack, prompt="Something else", idempotencyKey=key)
+
+    assert first["__typename"] == "Task"
+    assert other["__typename"] == "ValidationError" and other["field"] == "idempotencyKey"
+    assert "different input" in other["message"]
     assert count_tasks(stack) == before

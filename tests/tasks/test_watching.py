@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from persistence import repository
 from persistence.database import create_engine, create_sessionmaker
 from persistence.events import TaskEventHub, publish
-from persistence.models import Task, TaskChange, TaskKind
+from persistence.models import Task, TaskChange
 from persistence.unit_of_work import unit_of_work
 from tasks import watching
 from tasks.watching import Update, watch_task
 from tests.fixtures.stack import Stack
+from tests.fixtures.tasks import new_row
 
 pytestmark = pytest.mark.anyio
 LEASE = 60.0
@@ -41,9 +42,9 @@ class Services:
 
     async def new_task(self) -> Task:
         async with unit_of_work(self.sessionmaker) as uow:
-            return await repository.insert_task(
-                uow.session, kind=TaskKind.TEXT_GENERATION, prompt="watched", model="demo"
-            )
+            task = await repository.insert_task(uow.session, new_row("watched"))
+        assert task is not None
+        return task
 
     async def change(self, make: Change, *, announce: bool = True) -> TaskChange:
         """Commit a change as a worker does; publish it unless the message is to be lost.
@@ -237,7 +238,7 @@ async def test_resuming_a_task_whose_log_was_pruned_gives_its_final_state(
         pruned = await repository.prune_events(
             session, finished_before=task.created_at - MONTH / 4, limit=1000
         )
-    assert pruned == 2
+    assert pruned == 3
 
     resumed = await rest_of(watch_task(services.sessionmaker, services.hub, str(task.id), after=1))
 

@@ -1,0 +1,236 @@
+"""A claimed task in a worker: its claim kept alive, its output written in batches, and
+cancel requests heard within a second."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
+from typing import Any
+
+from celery import Celery
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence import repository
+from persistence.events import take_cancel_request
+from persistence.models import TaskChange
+from tasks.dispatch import send_task
+from tasks.providers.base import Chunk, ProviderError
+from tasks.runtime import WorkerRuntime
+
+logger = logging.getLogger(__name__)
+
+GENERATING_STAGE = "generating"
+# The claim is renewed this many times per lease, so one slow or failed renewal still
+# leaves time for the next before the lease runs out.
+RENEWALS_PER_LEASE = 3
+# A worker looks for a cancel request this often (one Redis LPOP per running task), so a
+# cancelled task stops within about this long.
+CANCEL_POLL_SECONDS = 0.25
+
+
+class ClaimLost(Exception):
+    """Another worker took the task over (this one stalled past its lease): stop quietly."""
+
+
+class CancelRequested(Exception):
+    """A caller cancelled the task while it ran."""
+
+
+class RunningTask:
+    """One claimed task: writes carry the claim's attempt number, so a worker that lost
+    the task changes nothing.
+
+    Output is gathered and written in batches (see `stream_flush_chars` and
+    `stream_flush_seconds`): each write appends the batch to the result, logs it as one
+    event with the batch as its `delta`, and publishes that event.
+    """
+
+    def __init__(self, runtime: WorkerRuntime, change: TaskChange, celery_app: Celery) -> None:
+        self.runtime = runtime
+        self.celery_app = celery_app
+        self.task = change.task
+        self.attempt = change.task.attempts
+        self.claim_lost = False
+        self.cancel_requested = False
+        self._done = asyncio.Event()
+        self._pending: list[str] = []
+        self._pending_chars = 0
+        self._progress = 0.0
+        self._last_write = time.monotonic()
+
+    async def _write(self, change: Callable[[AsyncSession], Awaitable[TaskChange | None]]) -> None:
+        made = await self.runtime.write(change)
+        if made is None:
+            raise ClaimLost
+        self.task = made.task
+        self._last_write = time.monotonic()
+
+    def _take_pending(self) -> str:
+        text = "".join(self._pending)
+        self._pending.clear()
+        self._pending_chars = 0
+        return text
+
+    async def add(self, chunk: Chunk) -> None:
+        """Take a chunk of output; write when a batch is full or due."""
+        self._pending.append(chunk.text)
+        self._pending_chars += len(chunk.text)
+        if chunk.progress is not None and chunk.progress < 1:
+            self._progress = min(max(chunk.progress, self._progress), 1.0)
+        settings = self.runtime.settings
+        due = time.monotonic() - self._last_write >= settings.stream_flush_seconds
+        changed = self._pending_chars > 0 or self._progress > self.task.progress
+        if self._pending_chars >= settings.stream_flush_chars or (due and changed):
+            await self.flush()
+
+    async def flush(self) -> None:
+        delta = self._take_pending()
+        await self._write(
+            partial(
+                repository.record_output,
+                task_id=self.task.id,
+                attempt=self.attempt,
+                delta=delta or None,
+                progress=self._progress,
+                stage=GENERATING_STAGE,
+                lease_seconds=self.runtime.settings.task_lease_seconds,
+            )
+        )
+
+    async def complete(self) -> None:
+        delta = self._take_pending()
+        await self._write(
+            partial(
+                repository.complete_task, task_id=self.task.id, attempt=self.attempt, delta=delta
+            )
+        )
+
+    async def fail(self, error: str) -> None:
+        """End FAILED, keeping the output so far."""
+        delta = self._take_pending()
+        await self._write(
+            partial(
+                repository.fail_task,
+                task_id=self.task.id,
+                attempt=self.attempt,
+                error=error,
+                delta=delta or None,
+            )
+        )
+
+    async def finish_cancelled(self) -> None:
+        delta = self._take_pending()
+        await self._write(
+            partial(
+                repository.finish_cancelled,
+                task_id=self.task.id,
+                attempt=self.attempt,
+                delta=delta or None,
+            )
+        )
+
+    def _tries_so_far(self) -> int:
+        """This attempt and the ones just before it that failed for a passing reason."""
+        tries = 1
+        for entry in reversed(self.task.errors):
+            if not entry.get("transient"):
+                break
+            tries += 1
+        return tries
+
+    def _backoff(self, tries: int) -> float:
+        settings = self.runtime.settings
+        ceiling = min(
+            settings.retry_backoff_max_seconds, settings.retry_backoff_seconds * 2 ** (tries - 1)
+        )
+        # Jitter spreads out tasks that failed together (say, on one rate limit).
+        return ceiling * random.uniform(0.5, 1.0)
+
+    async def fail_or_retry(self, error: ProviderError) -> None:
+        """Fail the task, or, for a passing failure with tries left, queue it again after
+        a back-off."""
+        tries = self._tries_so_far()
+        if not error.transient or tries >= self.runtime.settings.retry_attempts:
+            await self.fail(str(error))
+            return
+        delay = self._backoff(tries)
+        logger.info(
+            "task %s: try %d failed (%s); again in %.1f s", self.task.id, tries, error, delay
+        )
+        await self._write(
+            partial(
+                repository.retry_later,
+                task_id=self.task.id,
+                attempt=self.attempt,
+                error=str(error),
+                delay_seconds=delay,
+            )
+        )
+        try:
+            send_task(self.celery_app, str(self.task.id), self.task.kind, self.task.priority, delay)
+        except Exception as send_error:
+            # Stored as PENDING: the sweeper sends it once it is overdue.
+            logger.warning("task %s: could not queue its retry (%s)", self.task.id, send_error)
+
+    async def run_while_held(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run `work`, renewing the claim and listening for a cancel request meanwhile.
+
+        Stops at once if the claim is lost, so a task taken over by another worker is not
+        streamed (and paid for) twice; raises CancelRequested if a caller cancelled it.
+        """
+        body = asyncio.create_task(work())
+        keeper = asyncio.create_task(self._keep_claim(body))
+        # Stopped by an event, never cancelled: it is often in the middle of a Redis call.
+        listener = asyncio.create_task(self._listen_for_cancel(body))
+        try:
+            await body
+        except asyncio.CancelledError:
+            if self.claim_lost:
+                raise ClaimLost from None
+            if self.cancel_requested:
+                raise CancelRequested from None
+            raise
+        finally:
+            keeper.cancel()
+            self._done.set()
+            await asyncio.gather(keeper, listener, return_exceptions=True)
+
+    async def _listen_for_cancel(self, body: asyncio.Task[None]) -> None:
+        while not self._done.is_set():
+            try:
+                requested = await take_cancel_request(self.runtime.redis, self.task.id)
+            except Exception as error:
+                # The lease renewal also sees a cancel request, if more slowly.
+                logger.warning("task %s: could not check for a cancel (%s)", self.task.id, error)
+                requested = False
+            if requested:
+                self.cancel_requested = True
+                body.cancel()
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._done.wait(), CANCEL_POLL_SECONDS)
+
+    async def _keep_claim(self, body: asyncio.Task[None]) -> None:
+        seconds = self.runtime.settings.task_lease_seconds
+        while True:
+            await asyncio.sleep(seconds / RENEWALS_PER_LEASE)
+            try:
+                async with self.runtime.sessionmaker.begin() as session:
+                    lease = await repository.renew_lease(
+                        session, self.task.id, self.attempt, seconds
+                    )
+            except Exception as error:
+                # The next renewal may succeed before the lease runs out.
+                logger.warning("task %s: could not renew its lease (%s)", self.task.id, error)
+                continue
+            if not lease.held or lease.cancel_requested:
+                # The row also records a cancel request, in case its signal was lost.
+                self.claim_lost = not lease.held
+                self.cancel_requested = lease.cancel_requested
+                body.cancel()
+                return
