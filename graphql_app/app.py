@@ -21,7 +21,6 @@ from persistence.database import create_engine, create_sessionmaker
 from persistence.events import TaskEventHub
 from schema import schema
 from schema.context import Context, Services
-from tasks.celery_app import create_celery_app
 from tasks.dispatch import Dispatcher
 
 logger = logging.getLogger(__name__)
@@ -51,16 +50,22 @@ class GraphQLApp(GraphQL[Context, None]):
 async def _services(settings: Settings) -> AsyncIterator[Services]:
     database_url, redis_url = settings.require_services()
     engine = create_engine(database_url, APPLICATION_NAME)
-    redis = Redis.from_url(redis_url, client_name=APPLICATION_NAME)
     sessionmaker = create_sessionmaker(engine)
+    # Two clients: the hub's subscription waits on its socket for as long as it is quiet,
+    # while a command that takes longer than the enqueue timeout has failed.
+    subscriber = Redis.from_url(redis_url, client_name=f"{APPLICATION_NAME}-events")
+    timeout = settings.enqueue_timeout_seconds
+    commands = Redis.from_url(
+        redis_url,
+        client_name=APPLICATION_NAME,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
     hub = TaskEventHub(
-        redis,
+        subscriber,
         sessionmaker,
         max_buffered=settings.subscriber_queue_size,
         audit_seconds=settings.subscription_resync_seconds,
-    )
-    dispatcher = Dispatcher(
-        create_celery_app(settings, redis_url), settings.enqueue_timeout_seconds
     )
     await hub.start()
     try:
@@ -68,13 +73,12 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
             settings=settings,
             sessionmaker=sessionmaker,
             hub=hub,
-            redis=redis,
-            dispatcher=dispatcher,
+            dispatcher=Dispatcher(commands),
         )
     finally:
         await hub.close()
-        dispatcher.close()
-        await redis.aclose()
+        await subscriber.aclose()
+        await commands.aclose()
         await engine.dispose()
 
 

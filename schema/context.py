@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graphql_app.settings import Settings
@@ -23,7 +22,6 @@ class Services:
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
     hub: TaskEventHub
-    redis: Redis
     dispatcher: Dispatcher
 
 

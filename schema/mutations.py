@@ -49,7 +49,7 @@ class Mutation:
         try:
             async with info.context.unit_of_work() as uow:
                 task = await submission.create_task(
-                    uow, new_task, services.dispatcher, services.redis, services.settings
+                    uow, new_task, services.dispatcher, services.settings
                 )
         except InvalidInputError as error:
             return ValidationError(field=error.field, message=error.message)
@@ -66,7 +66,7 @@ class Mutation:
     ) -> TaskControlResult:
         try:
             async with info.context.unit_of_work() as uow:
-                task = await submission.cancel_task(uow, str(id), info.context.services.redis)
+                task = await submission.cancel_task(uow, str(id), info.context.services.dispatcher)
         except (TaskNotFoundError, TaskStateProblem) as error:
             return _control_error(id, error)
         return Task.from_model(task)
@@ -82,9 +82,7 @@ class Mutation:
         services = info.context.services
         try:
             async with info.context.unit_of_work() as uow:
-                task = await submission.retry_task(
-                    uow, str(id), services.dispatcher, services.redis
-                )
+                task = await submission.retry_task(uow, str(id), services.dispatcher)
         except (TaskNotFoundError, TaskStateProblem) as error:
             return _control_error(id, error)
         return Task.from_model(task)

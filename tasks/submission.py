@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_app.settings import Settings
 from persistence import repository
-from persistence.events import creation_event, publish, signal_cancel
+from persistence.events import creation_event
 from persistence.models import (
     IDEMPOTENCY_KEY_MAX_CHARS,
     MODEL_NAME_MAX_CHARS,
@@ -178,7 +177,7 @@ async def _task_for_key(uow: UnitOfWork, row: NewTaskRow, settings: Settings) ->
 
 
 async def create_task(
-    uow: UnitOfWork, new_task: NewTask, dispatcher: Dispatcher, redis: Redis, settings: Settings
+    uow: UnitOfWork, new_task: NewTask, dispatcher: Dispatcher, settings: Settings
 ) -> Task:
     """Store a PENDING task and, once that is committed, hand it to the workers and
     announce it to live feeds. A task delayed beyond the hand-over window waits in
@@ -198,9 +197,12 @@ async def create_task(
             return existing
     else:
         raise InvalidInputError("idempotencyKey", "This idempotency key is busy; try again.")
+    event = creation_event(task)
     if row.handed_over:
-        uow.after_commit(partial(dispatcher.enqueue, task, row.delay_seconds))
-    uow.after_commit(partial(publish, redis, creation_event(task)))
+        countdown = row.delay_seconds
+        uow.after_commit(partial(dispatcher.enqueue, task, countdown=countdown, event=event))
+    else:
+        uow.after_commit(partial(dispatcher.publish, event))
     return task
 
 
@@ -212,12 +214,12 @@ async def _load(uow: UnitOfWork, task_id: str) -> Task:
     return task
 
 
-def _announce(uow: UnitOfWork, redis: Redis, change: TaskChange) -> Task:
-    uow.after_commit(partial(publish, redis, change.event))
+def _announce(uow: UnitOfWork, dispatcher: Dispatcher, change: TaskChange) -> Task:
+    uow.after_commit(partial(dispatcher.publish, change.event))
     return change.task
 
 
-async def cancel_task(uow: UnitOfWork, task_id: str, redis: Redis) -> Task:
+async def cancel_task(uow: UnitOfWork, task_id: str, dispatcher: Dispatcher) -> Task:
     """Cancel a task: a PENDING one ends CANCELLED at once and never runs; a running one
     is stopped by its worker within a second and ends CANCELLED with its output so far.
     Cancelling a cancelled task changes nothing. Raises TaskNotFoundError, or
@@ -235,13 +237,13 @@ async def cancel_task(uow: UnitOfWork, task_id: str, redis: Redis) -> Task:
         else:
             change = await repository.request_cancel(uow.session, task.id)
             if change is not None:
-                uow.after_commit(partial(signal_cancel, redis, task.id))
+                uow.after_commit(partial(dispatcher.request_cancel, task.id))
         if change is not None:
-            return _announce(uow, redis, change)
+            return _announce(uow, dispatcher, change)
     return await _load(uow, task_id)
 
 
-async def retry_task(uow: UnitOfWork, task_id: str, dispatcher: Dispatcher, redis: Redis) -> Task:
+async def retry_task(uow: UnitOfWork, task_id: str, dispatcher: Dispatcher) -> Task:
     """Queue a FAILED or CANCELLED task again; its error history stays. Raises
     TaskNotFoundError, or TaskStateError for a task in any other status."""
     task = await _load(uow, task_id)
@@ -251,8 +253,8 @@ async def retry_task(uow: UnitOfWork, task_id: str, dispatcher: Dispatcher, redi
             task.status,
             f"Only a FAILED or CANCELLED task can be retried; this one is {task.status.value}.",
         )
-    uow.after_commit(partial(dispatcher.enqueue, change.task))
-    return _announce(uow, redis, change)
+    uow.after_commit(partial(dispatcher.enqueue, change.task, event=change.event))
+    return change.task
 
 
 def parse_task_id(task_id: str) -> uuid.UUID | None:
