@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -13,6 +18,11 @@ from sqlalchemy.ext.asyncio import (
 # Connections a single API or worker process keeps open; the pool grows past it under load.
 POOL_SIZE = 10
 POOL_OVERFLOW = 20
+# A connection that sat unused this long is pinged before use, and replaced if the server
+# has gone. One in steady use is not: the ping is three round trips (BEGIN, ;, ROLLBACK),
+# more than a whole createTask needs, and a connection that died under load fails its
+# request once and is then replaced with the rest of the pool.
+PING_AFTER_IDLE_SECONDS = 10.0
 
 
 def async_url(database_url: str) -> URL:
@@ -22,13 +32,33 @@ def async_url(database_url: str) -> URL:
 
 def create_engine(database_url: str, application_name: str) -> AsyncEngine:
     """An engine whose connections say who they are in `pg_stat_activity`."""
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(database_url),
         pool_size=POOL_SIZE,
         max_overflow=POOL_OVERFLOW,
-        pool_pre_ping=True,
         connect_args={"server_settings": {"application_name": application_name}},
     )
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    target = engine.sync_engine
+
+    @event.listens_for(target, "checkin")
+    def note_idle(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(target, "checkout")
+    def ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            target.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            # The pool discards this connection and checks out another.
+            raise DisconnectionError(str(error)) from error
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -8,12 +8,26 @@ at all together with the change.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    Float,
+    Interval,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -58,12 +72,40 @@ class NewTaskRow:
     handed_over: bool = True
 
 
+@functools.cache
+def _insert_statement(keyed: bool) -> Any:
+    """The INSERT of a new task and its creation's log entry, as one statement with bound
+    parameters. Built once: building it per create cost more Python time than the
+    round trip to PostgreSQL."""
+    columns = Task.__table__.c
+    delay = bindparam("delay", type_=Interval)
+    values: dict[str, Any] = {
+        name: bindparam(name, type_=columns[name].type)
+        for name in ("id", "kind", "prompt", "model", "status", "stage", "priority")
+    }
+    values["timeout_seconds"] = bindparam("timeout_seconds", type_=Float)
+    values["idempotency_key"] = bindparam("idempotency_key", type_=columns.idempotency_key.type)
+    # NULL when there is no delay: now() + NULL is NULL.
+    values["scheduled_for"] = func.now() + delay
+    values["enqueued_at"] = func.now() + bindparam("enqueue_delay", type_=Interval)
+    statement: Any = pg_insert(Task).values(values)
+    if keyed:
+        statement = statement.on_conflict_do_nothing(
+            index_elements=[Task.idempotency_key],
+            index_where=Task.idempotency_key.is_not(None),
+        )
+    created = statement.returning(*columns).cte("created")
+    logged = _logged(created, delta=None, result_reset=True).cte("logged")
+    return select(Task).from_statement(select(created).add_cte(logged))
+
+
 async def insert_task(session: AsyncSession, new: NewTaskRow) -> Task | None:
     """Store a PENDING task and log its creation (sequence 1), in one statement.
 
     Returns None, storing nothing, when a task with the same idempotency key exists.
     """
-    values: dict[str, Any] = {
+    delay = timedelta(seconds=new.delay_seconds) if new.delay_seconds else None
+    parameters = {
         "id": uuid.uuid4(),
         "kind": new.kind,
         "prompt": new.prompt,
@@ -73,22 +115,12 @@ async def insert_task(session: AsyncSession, new: NewTaskRow) -> Task | None:
         "priority": new.priority,
         "timeout_seconds": new.timeout_seconds,
         "idempotency_key": new.idempotency_key,
+        "delay": delay,
+        # A delayed task handed to the broker now counts as sent for its start time.
+        "enqueue_delay": delay if delay and new.handed_over else timedelta(0),
     }
-    if new.delay_seconds:
-        start = func.now() + timedelta(seconds=new.delay_seconds)
-        values["scheduled_for"] = start
-        if new.handed_over:
-            values["enqueued_at"] = start
-    statement: Any = pg_insert(Task).values(values)
-    if new.idempotency_key is not None:
-        statement = statement.on_conflict_do_nothing(
-            index_elements=[Task.idempotency_key],
-            index_where=Task.idempotency_key.is_not(None),
-        )
-    created = statement.returning(*Task.__table__.c).cte("created")
-    logged = _logged(created, delta=None, result_reset=True).cte("logged")
-    query = select(Task).from_statement(select(created).add_cte(logged))
-    return (await session.execute(query)).scalar_one_or_none()
+    statement = _insert_statement(new.idempotency_key is not None)
+    return (await session.execute(statement, parameters)).scalar_one_or_none()
 
 
 async def find_by_idempotency_key(session: AsyncSession, key: str) -> Task | None:
