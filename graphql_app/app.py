@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from starlette.requests import Request
@@ -40,6 +41,14 @@ class GraphQLApp(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
         )
+
+    def encode_json(self, data: object) -> str:
+        # orjson writes a response several times faster than the standard library. Text,
+        # not bytes: Strawberry sends bytes over a WebSocket as binary frames, which
+        # graphql-ws clients do not read. Requests are still read with `json`, which
+        # lets a lone surrogate through to the input checks, so the client hears which
+        # field is wrong.
+        return orjson.dumps(data).decode()
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services
