@@ -81,6 +81,9 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
         yield Services(
             settings=settings,
             sessionmaker=sessionmaker,
+            autocommit_sessionmaker=create_sessionmaker(
+                engine.execution_options(isolation_level="AUTOCOMMIT")
+            ),
             hub=hub,
             dispatcher=Dispatcher(commands),
         )

@@ -21,6 +21,8 @@ class Services:
 
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
+    # Sessions whose statements each commit on their own (no BEGIN, no COMMIT).
+    autocommit_sessionmaker: async_sessionmaker[AsyncSession]
     hub: TaskEventHub
     dispatcher: Dispatcher
 
@@ -36,7 +38,14 @@ class Context:
         return self.services.settings
 
     @asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        """The operation's transaction: committed when the resolver's block ends."""
-        async with unit_of_work(self.services.sessionmaker) as uow:
+    async def unit_of_work(self, *, autocommit: bool = False) -> AsyncIterator[UnitOfWork]:
+        """The operation's transaction: committed when the resolver's block ends.
+
+        With `autocommit`, each statement commits alone, saving the BEGIN and COMMIT round
+        trips; only for work whose statements are each safe on their own, such as
+        createTask's single INSERT. After-commit effects still run after the block.
+        """
+        services = self.services
+        sessionmaker = services.autocommit_sessionmaker if autocommit else services.sessionmaker
+        async with unit_of_work(sessionmaker) as uow:
             yield uow

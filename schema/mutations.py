@@ -47,7 +47,9 @@ class Mutation:
         )
         services = info.context.services
         try:
-            async with info.context.unit_of_work() as uow:
+            # Each statement of a create is safe alone: the INSERT (with its log entry) is
+            # one statement, and the idempotency-key steps are each conditional.
+            async with info.context.unit_of_work(autocommit=True) as uow:
                 task = await submission.create_task(
                     uow, new_task, services.dispatcher, services.settings
                 )
