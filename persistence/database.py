@@ -15,9 +15,12 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-# Connections a single API or worker process keeps open; the pool grows past it under load.
-POOL_SIZE = 10
-POOL_OVERFLOW = 20
+# Connections one API or worker process may hold. All of them stay in the pool once
+# opened (they are opened only as needed): an overflow connection is closed as soon as
+# it is returned, and under load that meant a new PostgreSQL connection for about one
+# create in ten (measured with 32 clients: +46% throughput without it).
+POOL_SIZE = 30
+POOL_OVERFLOW = 0
 # A connection that sat unused this long is pinged before use, and replaced if the server
 # has gone. One in steady use is not: the ping is three round trips (BEGIN, ;, ROLLBACK),
 # more than a whole createTask needs, and a connection that died under load fails its

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 
 from celery import Celery
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from graphql_app.settings import Settings
 from persistence.models import TaskKind
@@ -41,6 +42,13 @@ def create_worker_app(settings: Settings) -> Celery:
         return sweep_stale_tasks(get_runtime(), app)
 
     return app
+
+
+@worker_process_init.connect
+def _freeze_inherited_objects(**_: object) -> None:
+    # What the pool process inherited from the parent (modules, the Celery app) stays
+    # out of the garbage collector's full passes, and its memory stays shared.
+    gc.freeze()
 
 
 @worker_process_shutdown.connect
