@@ -46,6 +46,20 @@ def below(measure: str, value: float | None, unit: str, limit: float, spread: st
     return Figure(measure, value, unit, f"< {limit:g} {unit}".strip(), holds, spread)
 
 
+def at_least(
+    measure: str, value: float | None, unit: str, limit: float, spread: str = ""
+) -> Figure:
+    """A figure whose target is `≥ limit`."""
+    holds = None if value is None or math.isnan(value) else value >= limit
+    return Figure(measure, value, unit, f"≥ {limit:g} {unit}".strip(), holds, spread)
+
+
+def at_most(measure: str, value: float | None, unit: str, limit: float, spread: str = "") -> Figure:
+    """A figure whose target is `≤ limit`."""
+    holds = None if value is None or math.isnan(value) else value <= limit
+    return Figure(measure, value, unit, f"≤ {limit:g} {unit}".strip(), holds, spread)
+
+
 @dataclass
 class Report:
     figures: list[Figure] = field(default_factory=list)

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from bench.benchmarks import eventlog, fanout, idle, latency, polling
+from bench.benchmarks import (
+    create,
+    eventlog,
+    fanout,
+    idle,
+    latency,
+    memory,
+    pipeline,
+    polling,
+    profile,
+)
 from bench.core import Benchmark
 
 BENCHMARKS: list[Benchmark] = [
@@ -11,6 +21,10 @@ BENCHMARKS: list[Benchmark] = [
     idle.BENCHMARK,
     polling.BENCHMARK,
     eventlog.BENCHMARK,
+    create.BENCHMARK,
+    pipeline.BENCHMARK,
+    memory.BENCHMARK,
+    profile.BENCHMARK,
 ]
 
 

@@ -97,38 +97,60 @@ class Stack:
 
     async def start_api(self, name: str = "api", **settings: str) -> Api:
         """`aitasks api` on a free port of 127.0.0.1, with these AITASKS_ settings."""
-        port = free_port()
-        env = self.env(AITASKS_PORT=str(port), **settings)
-        child = await spawn(name, ["-m", "bench.api_server"], env, self.log_dir)
-        self.children.append(child)
-        api = Api(child, port)
-        await api.wait_healthy()
+        api = await self.start_server(name, "bench.api_server", **settings)
         if self.profile:
-            api.profiler = await self._profile(name, child.pid)
+            api.profiler = await self._profile(name, api.child.pid)
         return api
 
-    async def _profile(self, name: str, pid: int) -> Child:
-        """py-spy sampling the API until it stops, written as collapsed stacks."""
-        output = self.log_dir / f"{name}-{pid}.profile.txt"
-        args = ["record", "--pid", str(pid), "--format", "raw", "--rate", str(PROFILE_RATE)]
-        venv_py_spy = Path(sys.executable).with_name("py-spy")
-        py_spy = str(venv_py_spy) if venv_py_spy.exists() else shutil.which("py-spy")
-        if py_spy is None:
-            raise RuntimeError("--profile needs py-spy: .venv/bin/pip install py-spy")
-        child = await spawn_program(
-            f"{name}-py-spy", [py_spy, *args, "--output", str(output)], self.log_dir
-        )
-        # Stopped before the API (SIGINT makes py-spy write its output).
+    async def start_server(self, name: str, module: str, **settings: str) -> Api:
+        """`python -m module`, an HTTP server answering /healthz, on a free port."""
+        port = free_port()
+        env = self.env(AITASKS_PORT=str(port), **settings)
+        child = await self.start_process(name, ["-m", module], env)
+        api = Api(child, port)
+        await api.wait_healthy()
+        return api
+
+    async def start_process(self, name: str, args: list[str], env: dict[str, str]) -> Child:
+        """`python <args>`, stopped with the stack (or before, by `stop_process`)."""
+        child = await spawn(name, args, env, self.log_dir)
         self.children.append(child)
         return child
 
+    async def stop_process(self, child: Child) -> None:
+        await child.stop()
+        self.children.remove(child)
+
+    async def _profile(self, name: str, pid: int) -> Child:
+        child, _ = await self.start_profiler(name, pid)
+        return child
+
+    async def start_profiler(
+        self, name: str, pid: int, *options: str, rate: int = PROFILE_RATE
+    ) -> tuple[Child, Path]:
+        """py-spy sampling process `pid` `rate` times a second until interrupted
+        (`stop_profiler`), written as collapsed stacks to the path returned; `options` are
+        more py-spy options."""
+        output = self.log_dir / f"{name}-{pid}.profile.txt"
+        args = ["record", "--pid", str(pid), "--format", "raw", "--rate", str(rate)]
+        venv_py_spy = Path(sys.executable).with_name("py-spy")
+        py_spy = str(venv_py_spy) if venv_py_spy.exists() else shutil.which("py-spy")
+        if py_spy is None:
+            raise RuntimeError("profiling needs py-spy: .venv/bin/pip install py-spy")
+        command = [py_spy, *args, *options, "--output", str(output)]
+        child = await spawn_program(f"{name}-py-spy", command, self.log_dir)
+        # Stopped before the API (SIGINT makes py-spy write its output).
+        self.children.append(child)
+        return child, output
+
+    async def stop_profiler(self, profiler: Child) -> None:
+        await profiler.interrupt()
+        await self.stop_process(profiler)
+
     async def stop_api(self, api: Api) -> None:
         if api.profiler is not None:
-            await api.profiler.interrupt()
-            await api.profiler.stop()
-            self.children.remove(api.profiler)
-        await api.child.stop()
-        self.children.remove(api.child)
+            await self.stop_profiler(api.profiler)
+        await self.stop_process(api.child)
 
     async def agent(self, name: str, module: str, params: dict[str, Any]) -> Agent:
         agent = await Agent.start(name, module, params, self.env(), self.log_dir)

@@ -1,0 +1,62 @@
+"""Celery's own ceiling on this machine: a worker that drains tasks doing nothing.
+
+The app is `tasks.celery_app.create_celery_app`, the product's, so broker, transport
+options, late acknowledgement, prefetch and task events are the same; it has one task,
+which does nothing, routed to the text-generation queue. `python -m bench.noop_worker`
+runs it as `aitasks worker` runs its app (`tasks.worker.start_worker`): the same queues,
+the same options, the default concurrency, but no beat (the sweep has no body here).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from celery import Celery
+
+from bench.limits import exit_with_parent
+from graphql_app.settings import Settings, get_settings
+from persistence.models import TaskKind
+from tasks.celery_app import QUEUES, create_celery_app
+from tasks.worker import default_queues
+
+NOOP_TASK_NAME = "aitasks.bench.noop"
+NOOP_QUEUE = QUEUES[TaskKind.TEXT_GENERATION]
+
+
+def create_noop_app(settings: Settings) -> Celery:
+    _, redis_url = settings.require_services()
+    app = create_celery_app(settings, redis_url)
+
+    @app.task(name=NOOP_TASK_NAME)
+    def noop() -> None:
+        """Nothing: what is measured is Celery getting the message to it and back."""
+
+    return app
+
+
+def send_noops(app: Celery, count: int) -> None:
+    """Queue `count` no-op tasks (blocking)."""
+    with app.producer_or_acquire() as producer:
+        for _ in range(count):
+            # The queue and (default) priority of a createTask message.
+            app.send_task(NOOP_TASK_NAME, queue=NOOP_QUEUE, producer=producer)
+
+
+def main() -> None:
+    exit_with_parent()
+    # As `aitasks` does before any command (the worker leaves the root logger alone).
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    app = create_noop_app(get_settings())
+    queues = ",".join(default_queues())
+    app.worker_main(
+        ["worker", "--queues", queues, "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    )
+
+
+if __name__ == "__main__":
+    main()
