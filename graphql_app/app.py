@@ -113,7 +113,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _freeze_startup_objects()
             yield
 
-    app = FastAPI(title="aitasks", lifespan=lifespan, docs_url=None, redoc_url=None)
+    traced = settings.opentelemetry
+    app = FastAPI(
+        title="aitasks",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        telemetry={"tracing": traced, "metrics": traced, "logs": traced},
+    )
     graphql_app = GraphQLApp(settings)
     # Routes, not a Mount: a Mount would redirect `/graphql` to `/graphql/`.
     app.router.routes.append(Route("/graphql", graphql_app, methods=["GET", "POST"]))
