@@ -316,21 +316,35 @@ async def renew_lease(
     return Lease(held=True, cancel_requested=row[0] is not None)
 
 
-async def complete_task(
-    session: AsyncSession, task_id: uuid.UUID, attempt: int, delta: str
+async def _end_held(
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    attempt: int,
+    delta: str | None,
+    status: TaskStatus,
+    **values: Any,
 ) -> TaskChange | None:
-    """Finish the task; `delta` is the output not yet appended to the result."""
+    """End a task as the worker holding it: `delta`, the output not yet appended, goes to
+    the result, and the lease is given up."""
     return await _transition(
         session,
         task_id,
         _held(attempt),
         delta=delta,
-        status=TaskStatus.COMPLETED,
-        stage=DONE_STAGE,
-        progress=1.0,
         result=_appended(delta),
+        status=status,
         finished_at=func.now(),
         lease_expires_at=None,
+        **values,
+    )
+
+
+async def complete_task(
+    session: AsyncSession, task_id: uuid.UUID, attempt: int, delta: str
+) -> TaskChange | None:
+    """Finish the task; `delta` is the output not yet appended to the result."""
+    return await _end_held(
+        session, task_id, attempt, delta, TaskStatus.COMPLETED, stage=DONE_STAGE, progress=1.0
     )
 
 
@@ -338,18 +352,15 @@ async def fail_task(
     session: AsyncSession, task_id: uuid.UUID, attempt: int, error: str, delta: str | None = None
 ) -> TaskChange | None:
     """End the task FAILED; the output so far (and `delta`) stays in its result."""
-    return await _transition(
+    return await _end_held(
         session,
         task_id,
-        _held(attempt),
-        delta=delta,
-        result=_appended(delta),
-        status=TaskStatus.FAILED,
+        attempt,
+        delta,
+        TaskStatus.FAILED,
         stage=FAILED_STAGE,
         error=error,
         errors=_with_error(error, transient=False),
-        finished_at=func.now(),
-        lease_expires_at=None,
     )
 
 
@@ -408,16 +419,8 @@ async def finish_cancelled(
     session: AsyncSession, task_id: uuid.UUID, attempt: int, delta: str | None = None
 ) -> TaskChange | None:
     """End a running task CANCELLED, as its worker; the output so far is kept."""
-    return await _transition(
-        session,
-        task_id,
-        _held(attempt),
-        delta=delta,
-        result=_appended(delta),
-        status=TaskStatus.CANCELLED,
-        stage=CANCELLED_STAGE,
-        finished_at=func.now(),
-        lease_expires_at=None,
+    return await _end_held(
+        session, task_id, attempt, delta, TaskStatus.CANCELLED, stage=CANCELLED_STAGE
     )
 
 

@@ -59,9 +59,7 @@ async def _mark_not_enqueued(runtime: WorkerRuntime, unsent: list[Task]) -> None
 
 
 def _send_all(
-    celery_app: Celery,
-    tasks: list[Task],
-    countdown: Callable[[Task], float | None] = lambda task: None,
+    celery_app: Celery, tasks: list[Task], countdown: Callable[[Task], float | None]
 ) -> list[Task]:
     """Send each task's message; return those that could not be sent."""
     unsent = []
@@ -82,6 +80,20 @@ async def _prune_log(runtime: WorkerRuntime) -> int:
         return await repository.prune_events(session, finished_before=cutoff, limit=PRUNE_BATCH)
 
 
+def _send_or_put_back(
+    runtime: WorkerRuntime,
+    celery_app: Celery,
+    tasks: list[Task],
+    countdown: Callable[[Task], float | None] = lambda task: None,
+) -> int:
+    """Send the tasks taken from the database; mark those that could not be sent as not
+    enqueued, so the next sweep tries them again. Return how many went out."""
+    unsent = _send_all(celery_app, tasks, countdown)
+    if unsent:
+        runtime.run(_mark_not_enqueued(runtime, unsent))
+    return len(tasks) - len(unsent)
+
+
 def sweep_stale_tasks(runtime: WorkerRuntime, celery_app: Celery) -> int:
     """Send again every task whose message may have been lost; return how many went out.
 
@@ -89,15 +101,10 @@ def sweep_stale_tasks(runtime: WorkerRuntime, celery_app: Celery) -> int:
     """
     runtime.run(_prune_log(runtime))
     hand_over_due_tasks(runtime, celery_app)
-    stale = runtime.run(_take_stale(runtime))
-    unsent = _send_all(celery_app, stale)
-    if unsent:
-        runtime.run(_mark_not_enqueued(runtime, unsent))
-    if len(stale) > len(unsent):
-        logger.warning(
-            "re-sent %d task(s) whose message or worker was lost", len(stale) - len(unsent)
-        )
-    return len(stale) - len(unsent)
+    sent = _send_or_put_back(runtime, celery_app, runtime.run(_take_stale(runtime)))
+    if sent:
+        logger.warning("re-sent %d task(s) whose message or worker was lost", sent)
+    return sent
 
 
 async def _take_due(runtime: WorkerRuntime) -> list[Task]:
@@ -120,8 +127,6 @@ def hand_over_due_tasks(runtime: WorkerRuntime, celery_app: Celery) -> int:
     Until then they wait in PostgreSQL, not in the broker: a message held by the broker
     past its visibility timeout would be handed out twice.
     """
-    due = runtime.run(_take_due(runtime))
-    unsent = _send_all(celery_app, due, countdown=_countdown)
-    if unsent:
-        runtime.run(_mark_not_enqueued(runtime, unsent))
-    return len(due) - len(unsent)
+    return _send_or_put_back(
+        runtime, celery_app, runtime.run(_take_due(runtime)), countdown=_countdown
+    )

@@ -173,7 +173,7 @@ class _Feed:
                     self._finished.popitem(last=False)
         return updates
 
-    async def _start_following(self, tasks: Iterable[Task]) -> list[Update]:
+    def _start_following(self, tasks: Iterable[Task]) -> list[Update]:
         updates = []
         for task in tasks:
             if task.id not in self._followers and not self._seen(task.id, task.sequence):
@@ -190,7 +190,7 @@ class _Feed:
         new = [task_id for task_id in by_task if task_id not in self._followers]
         if new:
             async with self._sessionmaker() as session:
-                updates += await self._start_following(await repository.get_tasks(session, new))
+                updates += self._start_following(await repository.get_tasks(session, new))
         for task_id, task_events in by_task.items():
             if task_id not in new:
                 updates += await self._followers[task_id].advance(self._sessionmaker, task_events)
@@ -202,9 +202,7 @@ class _Feed:
             changed = await repository.tasks_changed_since(
                 session, since - FEED_RESYNC_MARGIN, FEED_RESYNC_LIMIT
             )
-        updates = await self._start_following(
-            task for task in changed if task.id not in self._followers
-        )
+        updates = self._start_following(task for task in changed if task.id not in self._followers)
         for task in changed:
             follower = self._followers.get(task.id)
             if follower is not None and task.sequence > follower.task.sequence:

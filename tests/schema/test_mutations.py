@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select
 
-from persistence.database import create_engine
-from persistence.models import Task
 from tests.fixtures.graphql import (
     CREATE_TASK,
     cancel_task,
@@ -22,24 +18,12 @@ from tests.fixtures.graphql import (
 )
 from tests.fixtures.openai_server import OpenAICompatibleServer
 from tests.fixtures.stack import Stack
-from tests.fixtures.tasks import count_tasks_with_key
+from tests.fixtures.tasks import count_tasks
 
 CONCURRENT_CREATES = 20
 
 
 DAY = 24 * 3600
-
-
-def count_tasks(stack: Stack) -> int:
-    async def count() -> int:
-        engine = create_engine(stack.database_url, "aitasks-tests")
-        try:
-            async with engine.connect() as connection:
-                return int(await connection.scalar(select(func.count()).select_from(Task)) or 0)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(count())
 
 
 def test_create_task_returns_the_pending_task_at_once(stack: Stack) -> None:
@@ -94,14 +78,14 @@ def test_create_task_with_a_chosen_model_keeps_it(stack: Stack) -> None:
 def test_invalid_input_is_a_validation_error_and_stores_nothing(
     stack: Stack, task_input: dict[str, object], field: str, message: str
 ) -> None:
-    before = count_tasks(stack)
+    before = count_tasks(stack.database_url)
 
     result = create_task(stack, **task_input)
 
     assert result["__typename"] == "ValidationError"
     assert result["field"] == field
     assert message in result["message"]
-    assert count_tasks(stack) == before
+    assert count_tasks(stack.database_url) == before
 
 
 def test_a_prompt_at_the_limit_is_accepted(stack: Stack) -> None:
@@ -143,7 +127,7 @@ def test_broken_requests_get_a_4xx_not_a_500(stack: Stack, content: str, content
 
 
 def test_a_mutation_over_get_is_refused_and_stores_nothing(stack: Stack) -> None:
-    before = count_tasks(stack)
+    before = count_tasks(stack.database_url)
 
     response = httpx.get(
         stack.graphql_url,
@@ -152,7 +136,7 @@ def test_a_mutation_over_get_is_refused_and_stores_nothing(stack: Stack) -> None
 
     assert response.status_code == 400
     assert "mutations are not allowed" in response.text.lower()
-    assert count_tasks(stack) == before
+    assert count_tasks(stack.database_url) == before
 
 
 def test_create_task_takes_priority_delay_and_timeout(stack: Stack) -> None:
@@ -183,7 +167,7 @@ def test_concurrent_creates_with_one_idempotency_key_make_one_task(
 
     assert {result["__typename"] for result in results} == {"Task"}
     assert len({result["id"] for result in results}) == 1
-    assert count_tasks_with_key(stack.database_url, key) == 1
+    assert count_tasks(stack.database_url, idempotency_key=key) == 1
     assert final["status"] == "COMPLETED" and final["attempts"] == 1
     assert openai_server.recorded.prompts().count(prompt) == 1
     again = create_task(stack, prompt=prompt, model="echo", idempotencyKey=key)
@@ -193,11 +177,11 @@ def test_concurrent_creates_with_one_idempotency_key_make_one_task(
 def test_an_idempotency_key_reused_for_other_input_is_refused(stack: Stack) -> None:
     key = f"order-{uuid.uuid4()}"
     first = create_task(stack, prompt="The first", idempotencyKey=key)
-    before = count_tasks(stack)
+    before = count_tasks(stack.database_url)
 
     other = create_task(stack, prompt="Something else", idempotencyKey=key)
 
     assert first["__typename"] == "Task"
     assert other["__typename"] == "ValidationError" and other["field"] == "idempotencyKey"
     assert "different input" in other["message"]
-    assert count_tasks(stack) == before
+    assert count_tasks(stack.database_url) == before
