@@ -68,6 +68,8 @@ def encode(event: TaskEvent) -> str:
             "scheduled_for": _time(event.scheduled_for),
             "cancel_requested_at": _time(event.cancel_requested_at),
             "errors": event.errors,
+            "output": event.output,
+            "artifacts": event.artifacts,
         },
         separators=(",", ":"),
         ensure_ascii=False,
@@ -93,6 +95,8 @@ def decode(message: str) -> TaskEvent:
         scheduled_for=_parse_time(data["scheduled_for"]),
         cancel_requested_at=_parse_time(data["cancel_requested_at"]),
         errors=list(data["errors"]),
+        output=data.get("output"),
+        artifacts=list(data.get("artifacts") or []),
     )
 
 

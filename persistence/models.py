@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -116,6 +117,17 @@ class Task(Base):
     # The error of each failed attempt, oldest first: {"attempt", "message", "at"}.
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_MAX_CHARS))
+    # What the work is asked to do beyond the prompt, checked per kind at submission.
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # The input files, described: {"name", "contentType", "size", "sha256"}; the bytes are
+    # in `task_files`.
+    inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    # Structured results (image size, a data profile), set when the task completes.
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The files the task produced, described: {"name", "contentType", "size"}.
+    artifacts: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb")
+    )
 
     # Server-set columns (created_at, sequence, ...) come back in the INSERT's RETURNING,
     # so a new task is complete without a second round trip.
@@ -184,7 +196,46 @@ task_events = Table(
     Column("scheduled_for", DateTime(timezone=True)),
     Column("cancel_requested_at", DateTime(timezone=True)),
     Column("errors", JSONB, nullable=False),
+    Column("output", JSONB),
+    Column("artifacts", JSONB, nullable=False),
 )
+
+
+class FileRole(enum.StrEnum):
+    INPUT = "input"
+    ARTIFACT = "artifact"
+
+
+FILE_NAME_MAX_CHARS = 200
+CONTENT_TYPE_MAX_CHARS = 100
+
+# The bytes of a task's input files and artifacts. PostgreSQL keeps them with the task
+# (deleted with it), so there is no second store to back up, secure or clean; the size
+# limits keep each row well within what a bytea handles comfortably.
+task_files = Table(
+    "task_files",
+    Base.metadata,
+    Column("task_id", ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(10), primary_key=True),
+    Column("name", String(FILE_NAME_MAX_CHARS), primary_key=True),
+    Column("content_type", String(CONTENT_TYPE_MAX_CHARS), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class TaskFile:
+    """An input file or an artifact: its bytes and how to serve them."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
 
 # Columns of `tasks` that an event carries as they are after the change.
 EVENT_STATE_COLUMNS = (
@@ -199,6 +250,8 @@ EVENT_STATE_COLUMNS = (
     "scheduled_for",
     "cancel_requested_at",
     "errors",
+    "output",
+    "artifacts",
 )
 
 
@@ -223,6 +276,8 @@ class TaskEvent:
     scheduled_for: datetime | None
     cancel_requested_at: datetime | None
     errors: list[dict[str, Any]]
+    output: dict[str, Any] | None
+    artifacts: list[dict[str, Any]]
 
     @classmethod
     def of(cls, task: Task, *, delta: str | None = None, result_reset: bool = False) -> TaskEvent:

@@ -9,8 +9,10 @@ at all together with the change.
 from __future__ import annotations
 
 import functools
+import hashlib
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,13 +43,16 @@ from persistence.models import (
     QUEUED_STAGE,
     RETRY_STAGE,
     STARTING_STAGE,
+    FileRole,
     Task,
     TaskChange,
     TaskEvent,
+    TaskFile,
     TaskKind,
     TaskPriority,
     TaskStatus,
     task_events,
+    task_files,
 )
 
 
@@ -70,6 +75,26 @@ class NewTaskRow:
     idempotency_key: str | None = None
     # A delayed task whose message goes to the broker now, to run at its time.
     handed_over: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+    files: tuple[TaskFile, ...] = ()
+
+    @property
+    def inputs(self) -> list[dict[str, Any]]:
+        """How the task describes its input files."""
+        return [describe_input(file) for file in self.files]
+
+
+def describe_input(file: TaskFile) -> dict[str, Any]:
+    return {
+        "name": file.name,
+        "contentType": file.content_type,
+        "size": file.size,
+        "sha256": hashlib.sha256(file.data).hexdigest(),
+    }
+
+
+def describe_artifact(file: TaskFile) -> dict[str, Any]:
+    return {"name": file.name, "contentType": file.content_type, "size": file.size}
 
 
 @functools.cache
@@ -84,6 +109,8 @@ def _insert_statement(keyed: bool) -> Any:
         for name in ("id", "kind", "prompt", "model", "status", "stage", "priority")
     }
     values["timeout_seconds"] = bindparam("timeout_seconds", type_=Float)
+    values["params"] = bindparam("params", type_=JSONB)
+    values["inputs"] = bindparam("inputs", type_=JSONB)
     values["idempotency_key"] = bindparam("idempotency_key", type_=columns.idempotency_key.type)
     # NULL when there is no delay: now() + NULL is NULL.
     values["scheduled_for"] = func.now() + delay
@@ -115,12 +142,54 @@ async def insert_task(session: AsyncSession, new: NewTaskRow) -> Task | None:
         "priority": new.priority,
         "timeout_seconds": new.timeout_seconds,
         "idempotency_key": new.idempotency_key,
+        "params": new.params,
+        "inputs": new.inputs,
         "delay": delay,
         # A delayed task handed to the broker now counts as sent for its start time.
         "enqueue_delay": delay if delay and new.handed_over else timedelta(0),
     }
     statement = _insert_statement(new.idempotency_key is not None)
-    return (await session.execute(statement, parameters)).scalar_one_or_none()
+    task: Task | None = (await session.execute(statement, parameters)).scalar_one_or_none()
+    if task is not None and new.files:
+        await _insert_files(session, task.id, FileRole.INPUT, new.files)
+    return task
+
+
+async def _insert_files(
+    session: AsyncSession, task_id: uuid.UUID, role: FileRole, files: Sequence[TaskFile]
+) -> None:
+    rows = [
+        {
+            "task_id": task_id,
+            "role": role.value,
+            "name": file.name,
+            "content_type": file.content_type,
+            "size": file.size,
+            "data": file.data,
+        }
+        for file in files
+    ]
+    await session.execute(insert(task_files), rows)
+
+
+async def get_files(session: AsyncSession, task_id: uuid.UUID, role: FileRole) -> list[TaskFile]:
+    """A task's input files or artifacts, in name order."""
+    query = (
+        select(task_files.c.name, task_files.c.content_type, task_files.c.data)
+        .where(task_files.c.task_id == task_id, task_files.c.role == role.value)
+        .order_by(task_files.c.name)
+    )
+    return [TaskFile(*row) for row in (await session.execute(query)).all()]
+
+
+async def get_artifact(session: AsyncSession, task_id: uuid.UUID, name: str) -> TaskFile | None:
+    query = select(task_files.c.name, task_files.c.content_type, task_files.c.data).where(
+        task_files.c.task_id == task_id,
+        task_files.c.role == FileRole.ARTIFACT.value,
+        task_files.c.name == name,
+    )
+    row = (await session.execute(query)).first()
+    return TaskFile(*row) if row else None
 
 
 async def find_by_idempotency_key(session: AsyncSession, key: str) -> Task | None:
@@ -340,12 +409,25 @@ async def _end_held(
 
 
 async def complete_task(
-    session: AsyncSession, task_id: uuid.UUID, attempt: int, delta: str
+    session: AsyncSession,
+    task_id: uuid.UUID,
+    attempt: int,
+    delta: str,
+    *,
+    output: dict[str, Any] | None = None,
+    artifacts: Sequence[TaskFile] = (),
 ) -> TaskChange | None:
-    """Finish the task; `delta` is the output not yet appended to the result."""
-    return await _end_held(
-        session, task_id, attempt, delta, TaskStatus.COMPLETED, stage=DONE_STAGE, progress=1.0
-    )
+    """Finish the task; `delta` is the output not yet appended to the result. The
+    artifacts are stored in the same transaction, and only by the worker holding it."""
+    values: dict[str, Any] = {"stage": DONE_STAGE, "progress": 1.0}
+    if output is not None:
+        values["output"] = output
+    if artifacts:
+        values["artifacts"] = [describe_artifact(file) for file in artifacts]
+    change = await _end_held(session, task_id, attempt, delta, TaskStatus.COMPLETED, **values)
+    if change is not None and artifacts:
+        await _insert_files(session, task_id, FileRole.ARTIFACT, artifacts)
+    return change
 
 
 async def fail_task(

@@ -17,7 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import repository
 from persistence.database import create_engine
-from persistence.models import Task, TaskChange, TaskKind, TaskPriority, TaskStatus
+from persistence.models import (
+    FileRole,
+    Task,
+    TaskChange,
+    TaskFile,
+    TaskKind,
+    TaskPriority,
+    TaskStatus,
+)
 from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.anyio
@@ -261,3 +269,34 @@ async def test_a_task_that_lost_its_worker_too_often_is_failed_not_retried(
     assert [(event.sequence, event.status) for event in logged] == [(5, TaskStatus.FAILED)]
     stale = await repository.take_stale_tasks(session, pending_for_seconds=0, limit=1000)
     assert task.id not in {stale_task.id for stale_task in stale}
+
+
+async def test_input_files_and_artifacts_are_stored_with_the_task(session: AsyncSession) -> None:
+    source = TaskFile("photo.png", "image/png", b"\x89PNG input")
+    task = await new_task(session, files=(source,))
+    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    artifact = TaskFile("photo-processed.png", "image/png", b"\x89PNG result")
+
+    finished = await repository.complete_task(
+        session, task.id, 1, "", output={"width": 1}, artifacts=[artifact]
+    )
+
+    assert finished is not None
+    assert finished.task.inputs[0]["size"] == source.size
+    assert finished.task.output == {"width": 1}
+    assert finished.task.artifacts == [
+        {"name": artifact.name, "contentType": "image/png", "size": artifact.size}
+    ]
+    assert finished.event.artifacts == finished.task.artifacts
+    assert await repository.get_files(session, task.id, FileRole.INPUT) == [source]
+    assert await repository.get_artifact(session, task.id, artifact.name) == artifact
+    assert await repository.get_artifact(session, task.id, source.name) is None
+
+
+async def test_a_worker_that_lost_its_claim_stores_no_artifact(session: AsyncSession) -> None:
+    task = await new_task(session)
+    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    artifact = TaskFile("late.png", "image/png", b"late")
+
+    assert await repository.complete_task(session, task.id, 2, "", artifacts=[artifact]) is None
+    assert await repository.get_files(session, task.id, FileRole.ARTIFACT) == []
