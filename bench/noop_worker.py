@@ -18,7 +18,7 @@ from bench.limits import exit_with_parent
 from graphql_app.settings import Settings, get_settings
 from persistence.models import TaskKind
 from tasks.celery_app import QUEUES, create_celery_app
-from tasks.worker import default_queues
+from tasks.worker import all_queues
 
 NOOP_TASK_NAME = "aitasks.bench.noop"
 NOOP_QUEUE = QUEUES[TaskKind.TEXT_GENERATION]
@@ -52,7 +52,7 @@ def main() -> None:
         stream=sys.stderr,
     )
     app = create_noop_app(get_settings())
-    queues = ",".join(default_queues())
+    queues = ",".join(all_queues())
     app.worker_main(
         ["worker", "--queues", queues, "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
     )

@@ -11,6 +11,8 @@ from persistence.models import TaskKind, TaskPriority
 # Celery task names are part of the wire format between API and workers: never rename.
 TASK_NAMES = {
     TaskKind.TEXT_GENERATION: "aitasks.text_generation",
+    TaskKind.IMAGE_PROCESSING: "aitasks.image_processing",
+    TaskKind.DATA_ANALYSIS: "aitasks.data_analysis",
 }
 QUEUES = {
     TaskKind.TEXT_GENERATION: "text_generation",

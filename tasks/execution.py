@@ -1,4 +1,5 @@
-"""The text-generation task body: claim, stream from the model, record, finish."""
+"""How a worker runs any task: claim it, do its kind's work while holding the claim,
+and end it (COMPLETED, FAILED, CANCELLED, or back to PENDING for a retry)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,26 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable, Coroutine
 from functools import partial
+from typing import Any
 
+import orjson
 from celery import Celery
 
+from graphql_app.settings import Settings
 from persistence import repository
 from persistence.models import TaskChange
 from tasks.providers.base import ProviderError
-from tasks.running import CancelRequested, ClaimLost, RunningTask
+from tasks.running import CancelRequested, ClaimLost, Outcome, RunningTask, WorkFailed
 from tasks.runtime import WorkerRuntime
 
 logger = logging.getLogger(__name__)
 
 UNEXPECTED_FAILURE = "The task failed unexpectedly in the worker; the worker log has details."
+
+# A kind's work: given the claimed task, do it, writing output and progress on the way.
+Work = Callable[[RunningTask], Coroutine[Any, Any, Outcome | None]]
 
 
 async def _claim(runtime: WorkerRuntime, task_id: uuid.UUID) -> TaskChange | None:
@@ -32,20 +40,15 @@ async def _claim(runtime: WorkerRuntime, task_id: uuid.UUID) -> TaskChange | Non
     )
 
 
-async def _generate(running: RunningTask) -> None:
-    task = running.task
-    provider = running.runtime.provider_for(task.model)
-    async for chunk in provider.stream(task.prompt, task.model):
-        await running.add(chunk)
-
-
-async def _run_claimed(running: RunningTask) -> None:
+async def _run_claimed(running: RunningTask, work: Work) -> None:
     limit = running.task.timeout_seconds
     try:
         async with asyncio.timeout(limit) as deadline:
-            await running.run_while_held(partial(_generate, running))
+            outcome = await running.run_while_held(partial(work, running))
     except ProviderError as error:
         await running.fail_or_retry(error)
+    except WorkFailed as error:
+        await running.fail(str(error))
     except CancelRequested:
         await running.finish_cancelled()
     except TimeoutError:
@@ -53,22 +56,45 @@ async def _run_claimed(running: RunningTask) -> None:
             raise
         await running.fail(f"The task timed out: it ran longer than its limit of {limit:g} s.")
     else:
-        await running.complete()
+        problem = _oversize(outcome, running.runtime.settings)
+        if problem:
+            await running.fail(problem)
+        else:
+            await running.complete(outcome)
 
 
-async def run_text_generation(
-    runtime: WorkerRuntime, task_id: uuid.UUID, celery_app: Celery
+def _oversize(outcome: Outcome | None, settings: Settings) -> str | None:
+    """Why the outcome is too large to store, if it is."""
+    if outcome is None:
+        return None
+    if outcome.output is not None:
+        size = len(orjson.dumps(outcome.output))
+        if size > settings.output_max_bytes:
+            return (
+                f"The task's output is {size:,} bytes of JSON; the limit is "
+                f"{settings.output_max_bytes:,} (AITASKS_OUTPUT_MAX_BYTES)."
+            )
+    for artifact in outcome.artifacts:
+        if artifact.size > settings.artifact_max_bytes:
+            return (
+                f"The artifact {artifact.name!r} is {artifact.size:,} bytes; the limit is "
+                f"{settings.artifact_max_bytes:,} (AITASKS_ARTIFACT_MAX_BYTES)."
+            )
+    return None
+
+
+async def run_task(
+    runtime: WorkerRuntime, task_id: uuid.UUID, celery_app: Celery, work: Work
 ) -> None:
-    """Run one text-generation task until it ends or waits for a retry. Safe to deliver
-    twice: a task that is finished, not yet due, or running in a live worker is left
-    alone."""
+    """Run one task until it ends or waits for a retry. Safe to deliver twice: a task
+    that is finished, not yet due, or running in a live worker is left alone."""
     claimed = await _claim(runtime, task_id)
     if claimed is None:
         logger.info("task %s: nothing to do (finished, running elsewhere, or unknown)", task_id)
         return
     running = RunningTask(runtime, claimed, celery_app)
     try:
-        await _run_claimed(running)
+        await _run_claimed(running, work)
     except ClaimLost:
         logger.warning("task %s was taken over by another worker; leaving it", task_id)
     except Exception:

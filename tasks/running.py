@@ -9,20 +9,23 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Celery
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import repository
 from persistence.events import take_cancel_request
-from persistence.models import TaskChange
+from persistence.models import STAGE_MAX_CHARS, FileRole, TaskChange, TaskFile
 from tasks.dispatch import send_task
 from tasks.providers.base import Chunk, ProviderError
 from tasks.runtime import WorkerRuntime
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 GENERATING_STAGE = "generating"
 # The claim is renewed this many times per lease, so one slow or failed renewal still
@@ -39,6 +42,19 @@ class ClaimLost(Exception):
 
 class CancelRequested(Exception):
     """A caller cancelled the task while it ran."""
+
+
+class WorkFailed(Exception):
+    """The work cannot be done with this input (a corrupt image, a malformed CSV): the
+    task ends FAILED with this message, and is not tried again."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished task leaves besides its text: structured output and files."""
+
+    output: dict[str, Any] | None = None
+    artifacts: tuple[TaskFile, ...] = ()
 
 
 class RunningTask:
@@ -61,6 +77,7 @@ class RunningTask:
         self._pending: list[str] = []
         self._pending_chars = 0
         self._progress = 0.0
+        self._stage = GENERATING_STAGE
         self._last_write = time.monotonic()
 
     async def _write(self, change: Callable[[AsyncSession], Awaitable[TaskChange | None]]) -> None:
@@ -88,6 +105,16 @@ class RunningTask:
         if self._pending_chars >= settings.stream_flush_chars or (due and changed):
             await self.flush()
 
+    async def report(self, progress: float, stage: str) -> None:
+        """Say how far the work is and what it does now (written at once)."""
+        self._progress = min(max(progress, self._progress), 1.0)
+        self._stage = stage[:STAGE_MAX_CHARS]
+        await self.flush()
+
+    async def input_files(self) -> list[TaskFile]:
+        async with self.runtime.sessionmaker() as session:
+            return await repository.get_files(session, self.task.id, FileRole.INPUT)
+
     async def flush(self) -> None:
         delta = self._take_pending()
         await self._write(
@@ -97,16 +124,22 @@ class RunningTask:
                 attempt=self.attempt,
                 delta=delta or None,
                 progress=self._progress,
-                stage=GENERATING_STAGE,
+                stage=self._stage,
                 lease_seconds=self.runtime.settings.task_lease_seconds,
             )
         )
 
-    async def complete(self) -> None:
+    async def complete(self, outcome: Outcome | None = None) -> None:
         delta = self._take_pending()
+        outcome = outcome or Outcome()
         await self._write(
             partial(
-                repository.complete_task, task_id=self.task.id, attempt=self.attempt, delta=delta
+                repository.complete_task,
+                task_id=self.task.id,
+                attempt=self.attempt,
+                delta=delta,
+                output=outcome.output,
+                artifacts=outcome.artifacts,
             )
         )
 
@@ -177,7 +210,7 @@ class RunningTask:
             # Stored as PENDING: the sweeper sends it once it is overdue.
             logger.warning("task %s: could not queue its retry (%s)", self.task.id, send_error)
 
-    async def run_while_held(self, work: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async def run_while_held(self, work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """Run `work`, renewing the claim and listening for a cancel request meanwhile.
 
         Stops at once if the claim is lost, so a task taken over by another worker is not
@@ -188,7 +221,7 @@ class RunningTask:
         # Stopped by an event, never cancelled: it is often in the middle of a Redis call.
         listener = asyncio.create_task(self._listen_for_cancel(body))
         try:
-            await body
+            return await body
         except asyncio.CancelledError:
             if self.claim_lost:
                 raise ClaimLost from None
@@ -200,7 +233,7 @@ class RunningTask:
             self._done.set()
             await asyncio.gather(keeper, listener, return_exceptions=True)
 
-    async def _listen_for_cancel(self, body: asyncio.Task[None]) -> None:
+    async def _listen_for_cancel(self, body: asyncio.Task[Any]) -> None:
         while not self._done.is_set():
             try:
                 requested = await take_cancel_request(self.runtime.redis, self.task.id)
@@ -215,7 +248,7 @@ class RunningTask:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._done.wait(), CANCEL_POLL_SECONDS)
 
-    async def _keep_claim(self, body: asyncio.Task[None]) -> None:
+    async def _keep_claim(self, body: asyncio.Task[Any]) -> None:
         seconds = self.runtime.settings.task_lease_seconds
         while True:
             await asyncio.sleep(seconds / RENEWALS_PER_LEASE)

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,15 +18,17 @@ from persistence.models import (
     MODEL_NAME_MAX_CHARS,
     Task,
     TaskChange,
+    TaskFile,
     TaskKind,
     TaskPriority,
     TaskStatus,
 )
 from persistence.repository import NewTaskRow, PageKey
 from persistence.unit_of_work import UnitOfWork
-from tasks.celery_app import TASK_NAMES
 from tasks.dispatch import Dispatcher
 from tasks.errors import InvalidInputError, TaskNotFoundError, TaskStateError
+from tasks.files import NewFile, check_files
+from tasks.params import check_params
 
 # A cancel or retry re-reads the task and tries again this often when a worker changed it
 # in the meantime, before it gives up with the status it found.
@@ -37,6 +40,9 @@ class NewTask:
     prompt: str
     model: str | None
     kind: TaskKind
+    # JSON as sent: checked against the kind's params model.
+    params: Any = None
+    files: tuple[NewFile, ...] = ()
     priority: TaskPriority = TaskPriority.NORMAL
     run_at: datetime | None = None
     delay_seconds: float | None = None
@@ -54,9 +60,11 @@ def _check_text(field: str, value: str) -> None:
         raise InvalidInputError(field, f"The {field} contains a NUL character, which is not text.")
 
 
-def _check_prompt(prompt: str, settings: Settings) -> None:
+def _check_prompt(prompt: str, kind: TaskKind, settings: Settings) -> None:
+    """Text generation needs a prompt; for the other kinds it is an optional request
+    (a caption's focus, what a narrative of the figures should say)."""
     _check_text("prompt", prompt)
-    if not prompt.strip():
+    if kind == TaskKind.TEXT_GENERATION and not prompt.strip():
         raise InvalidInputError("prompt", "The prompt is empty; write what the task should do.")
     if len(prompt) > settings.prompt_max_chars:
         raise InvalidInputError(
@@ -73,14 +81,6 @@ def _check_model(model: str, settings: Settings) -> None:
     if model not in settings.allowed_models and not settings.any_model_allowed:
         available = ", ".join(sorted(settings.allowed_models))
         raise InvalidInputError("model", f"Unknown model {model!r}. Available models: {available}.")
-
-
-def _check_kind(kind: TaskKind) -> None:
-    if kind not in TASK_NAMES:
-        available = ", ".join(sorted(TASK_NAMES))
-        raise InvalidInputError(
-            "kind", f"{kind.value} tasks are not available yet. Available kinds: {available}."
-        )
 
 
 def _delay(new_task: NewTask, settings: Settings) -> float | None:
@@ -133,12 +133,13 @@ def _check_idempotency_key(key: str | None) -> None:
 
 def validate(new_task: NewTask, settings: Settings) -> NewTaskRow:
     """Check a submission; return the row to store."""
-    _check_prompt(new_task.prompt, settings)
+    _check_prompt(new_task.prompt, new_task.kind, settings)
     model = new_task.model if new_task.model is not None else settings.effective_default_model
     _check_model(model, settings)
-    _check_kind(new_task.kind)
     _check_idempotency_key(new_task.idempotency_key)
     delay = _delay(new_task, settings)
+    files = check_files(new_task.files, settings)
+    params = check_params(new_task.kind, new_task.params, files, settings)
     return NewTaskRow(
         kind=new_task.kind,
         prompt=new_task.prompt,
@@ -148,12 +149,15 @@ def validate(new_task: NewTask, settings: Settings) -> NewTaskRow:
         delay_seconds=delay,
         idempotency_key=new_task.idempotency_key,
         handed_over=delay is None or delay <= settings.handoff_window_seconds,
+        params=params,
+        files=files,
     )
 
 
 def _same_input(task: Task, row: NewTaskRow) -> bool:
     stored = (task.kind, task.prompt, task.model, task.priority, task.timeout_seconds)
-    return stored == (row.kind, row.prompt, row.model, row.priority, row.timeout_seconds)
+    given = (row.kind, row.prompt, row.model, row.priority, row.timeout_seconds)
+    return stored == given and (task.params, task.inputs) == (row.params, row.inputs)
 
 
 async def _task_for_key(uow: UnitOfWork, row: NewTaskRow, settings: Settings) -> Task | None:
@@ -268,6 +272,12 @@ async def find_task(session: AsyncSession, task_id: str) -> Task | None:
     """The task with this id, or None for an id that is unknown or not a task id at all."""
     parsed = parse_task_id(task_id)
     return await repository.get_task(session, parsed) if parsed else None
+
+
+async def find_artifact(session: AsyncSession, task_id: str, name: str) -> TaskFile | None:
+    """An artifact of a task, or None for an unknown task id or artifact name."""
+    parsed = parse_task_id(task_id)
+    return await repository.get_artifact(session, parsed, name) if parsed else None
 
 
 async def list_tasks(

@@ -8,7 +8,7 @@ import uuid
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 
-from graphql_app.settings import Settings
+from graphql_app.settings import ConfigurationError, Settings
 from persistence.models import TaskKind
 from tasks.celery_app import (
     MAINTENANCE_QUEUE,
@@ -17,23 +17,44 @@ from tasks.celery_app import (
     TASK_NAMES,
     create_celery_app,
 )
+from tasks.execution import Work, run_task
 from tasks.runtime import close_runtime, get_runtime
 from tasks.sweeper import sweep_stale_tasks
-from tasks.text_generation import run_text_generation
+
+
+def _work_for(kind: TaskKind) -> Work:
+    # Imported when a task of the kind first runs: a worker serving only text never
+    # loads pandas or Pillow.
+    if kind == TaskKind.IMAGE_PROCESSING:
+        from tasks.image_processing import process_image
+
+        return process_image
+    if kind == TaskKind.DATA_ANALYSIS:
+        from tasks.data_analysis import analyse_data
+
+        return analyse_data
+    from tasks.text_generation import generate_text
+
+    return generate_text
+
+
+def _register(app: Celery, kind: TaskKind, settings: Settings) -> None:
+    def run(task_id: str) -> None:
+        runtime = get_runtime()
+        runtime.run(run_task(runtime, uuid.UUID(task_id), app, _work_for(kind)))
+
+    run.__doc__ = f"Run a {kind.value} task (idempotent: see run_task)."
+    app.task(
+        name=TASK_NAMES[kind],
+        time_limit=settings.task_time_limit_seconds + settings.task_kill_grace_seconds,
+    )(run)
 
 
 def create_worker_app(settings: Settings) -> Celery:
     _, redis_url = settings.require_services()
     app = create_celery_app(settings, redis_url)
-
-    @app.task(
-        name=TASK_NAMES[TaskKind.TEXT_GENERATION],
-        time_limit=settings.task_time_limit_seconds + settings.task_kill_grace_seconds,
-    )
-    def text_generation(task_id: str) -> None:
-        """Run a text-generation task (idempotent: see run_text_generation)."""
-        runtime = get_runtime()
-        runtime.run(run_text_generation(runtime, uuid.UUID(task_id), app))
+    for kind in TASK_NAMES:
+        _register(app, kind, settings)
 
     @app.task(name=SWEEP_TASK_NAME)
     def sweep() -> int:
@@ -56,20 +77,33 @@ def _close_runtime(**_: object) -> None:
     close_runtime()
 
 
-def default_queues() -> list[str]:
-    """Every queue with a task body in this version, and the maintenance queue."""
+def all_queues() -> list[str]:
+    """Every task kind's queue, and the maintenance queue."""
     return [*(QUEUES[kind] for kind in TASK_NAMES), MAINTENANCE_QUEUE]
+
+
+def check_queues(queues: list[str]) -> None:
+    unknown = [name for name in queues if name not in all_queues()]
+    if unknown or not queues:
+        raise ConfigurationError(
+            f"Unknown queue {', '.join(unknown) or '(none given)'}; the queues are "
+            f"{', '.join(all_queues())}."
+        )
 
 
 def start_worker(
     settings: Settings, *, queues: list[str] | None, beat: bool, concurrency: int | None
 ) -> None:
     """Run a Celery worker in this process until it is told to stop."""
+    queues = queues or all_queues()
+    check_queues(queues)
     app = create_worker_app(settings)
     argv = [
         "worker",
         "--queues",
-        ",".join(queues or default_queues()),
+        ",".join(queues),
+        "--hostname",
+        f"{'+'.join(queues)}@%h",
         "--loglevel",
         "INFO",
         "--without-gossip",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,5 +26,15 @@ class ProviderError(Exception):
         self.transient = transient
 
 
+@dataclass(frozen=True)
+class ImageData:
+    """An image shown to a vision-capable model with the prompt."""
+
+    content_type: str
+    data: bytes
+
+
 class TextProvider(Protocol):
-    def stream(self, prompt: str, model: str) -> AsyncIterator[Chunk]: ...
+    def stream(
+        self, prompt: str, model: str, images: Sequence[ImageData] = ()
+    ) -> AsyncIterator[Chunk]: ...

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import io
+from collections.abc import AsyncIterator, Sequence
 
-from tasks.providers.base import Chunk
+from tasks.providers.base import Chunk, ImageData
 
 LABEL = "[demo model: offline, no AI was called. Set OPENAI_API_KEY to use a real model.]"
 # How much of the prompt the answer quotes back.
 QUOTE_CHARS = 200
+# Channels this close together read as a shade of grey.
+GREY_SPREAD = 24
 
 
 def demo_answer(prompt: str) -> str:
@@ -24,12 +27,37 @@ def demo_answer(prompt: str) -> str:
     )
 
 
+def demo_caption(image: ImageData) -> str:
+    """What the demo model can honestly say about an image without a model: its size and
+    its average colour."""
+    from PIL import Image, ImageStat
+
+    with Image.open(io.BytesIO(image.data)) as picture:
+        width, height = picture.size
+        mean = ImageStat.Stat(picture.convert("RGB")).mean
+    red, green, blue = (round(channel) for channel in mean)
+    return (
+        f"{LABEL}\n\nAn image {width} pixels wide and {height} high; its average colour is "
+        f"#{red:02x}{green:02x}{blue:02x} ({_colour_name(red, green, blue)})."
+    )
+
+
+def _colour_name(red: int, green: int, blue: int) -> str:
+    if max(red, green, blue) - min(red, green, blue) < GREY_SPREAD:
+        return "grey" if 40 < red < 215 else ("black" if red <= 40 else "white")
+    names = {"red": red, "green": green, "blue": blue}
+    return f"mostly {max(names, key=lambda name: names[name])}"
+
+
 class DemoProvider:
     def __init__(self, duration_seconds: float) -> None:
         self._duration = duration_seconds
 
-    async def stream(self, prompt: str, model: str) -> AsyncIterator[Chunk]:
-        words = demo_answer(prompt).split(" ")
+    async def stream(
+        self, prompt: str, model: str, images: Sequence[ImageData] = ()
+    ) -> AsyncIterator[Chunk]:
+        answer = demo_caption(images[0]) if images else demo_answer(prompt)
+        words = answer.split(" ")
         pause = self._duration / len(words)
         for index, word in enumerate(words):
             if pause:

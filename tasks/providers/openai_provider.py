@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import base64
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import httpx2
 import openai
 
-from tasks.providers.base import Chunk, ProviderError
+from tasks.providers.base import Chunk, ImageData, ProviderError
 
 # Longest provider message quoted in a task's error.
 ERROR_DETAIL_CHARS = 500
@@ -43,15 +45,29 @@ def _describe(error: openai.OpenAIError, timeout_seconds: float) -> str:
     return f"The model provider failed: {str(error)[:ERROR_DETAIL_CHARS]}"
 
 
+def _message(prompt: str, images: Sequence[ImageData]) -> Any:
+    """The user's message: plain text, or text and images as data URLs (the chat
+    completions format that vision-capable models read)."""
+    if not images:
+        return {"role": "user", "content": prompt}
+    parts: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
+    for image in images:
+        url = f"data:{image.content_type};base64,{base64.b64encode(image.data).decode()}"
+        parts.append({"type": "image_url", "image_url": {"url": url}})
+    return {"role": "user", "content": parts}
+
+
 class OpenAIProvider:
     def __init__(self, client: openai.AsyncOpenAI, timeout_seconds: float) -> None:
         self._client = client
         self._timeout = timeout_seconds
 
-    async def stream(self, prompt: str, model: str) -> AsyncIterator[Chunk]:
+    async def stream(
+        self, prompt: str, model: str, images: Sequence[ImageData] = ()
+    ) -> AsyncIterator[Chunk]:
         try:
             response = await self._client.chat.completions.create(
-                model=model, messages=[{"role": "user", "content": prompt}], stream=True
+                model=model, messages=[_message(prompt, images)], stream=True
             )
             # Closing the stream closes the HTTP response, so an abandoned answer stops
             # costing tokens at the provider.

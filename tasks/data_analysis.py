@@ -1,0 +1,102 @@
+"""DATA_ANALYSIS: a CSV or JSON file read with pandas, profiled and grouped; the figures
+go to `output`, a Markdown report to `result`, each group-by table to a CSV artifact,
+and, when the task has a prompt, a text model's narrative written from the figures."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from persistence.models import TaskFile
+from tasks.analysis import (
+    DataInputError,
+    DataLimits,
+    GroupResult,
+    group_by,
+    load_table,
+    narrative_prompt,
+    profile,
+    summary_markdown,
+)
+from tasks.analysis_params import DataParams
+from tasks.providers.base import Chunk
+from tasks.running import Outcome, RunningTask, WorkFailed
+
+# Shares of the progress bar: reading, profiling, the group-bys, the narrative.
+READ_AT = 0.3
+PROFILED_AT = 0.5
+GROUPED_AT = 0.7
+# Strings in the figures are cut to this many characters (a free-text column would
+# otherwise put whole paragraphs into the output and the model's prompt).
+CELL_MAX_CHARS = 200
+NARRATIVE_HEADING = "\n\n## Narrative\n\n"
+UNSAFE_NAME_CHARS = re.compile(r"[^\w.-]+")
+
+
+async def _in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """pandas' work, off the event loop (see image_processing._in_thread)."""
+    try:
+        return await asyncio.to_thread(function, *args, **kwargs)
+    except DataInputError as error:
+        raise WorkFailed(str(error)) from None
+
+
+def _limits(running: RunningTask) -> DataLimits:
+    settings = running.runtime.settings
+    return DataLimits(
+        max_rows=settings.data_max_rows,
+        max_columns=settings.data_max_columns,
+        max_groups=settings.data_max_groups,
+        max_cell_chars=CELL_MAX_CHARS,
+    )
+
+
+def _artifact(index: int, result: GroupResult) -> TaskFile:
+    keys = UNSAFE_NAME_CHARS.sub("-", "-".join(result.json["by"]))[:80]
+    return TaskFile(f"group-by-{index + 1}-{keys}.csv", "text/csv; charset=utf-8", result.csv)
+
+
+async def _narrate(running: RunningTask, figures: dict[str, Any]) -> None:
+    task = running.task
+    prompt = narrative_prompt(
+        task.prompt,
+        figures["profile"],
+        figures["groups"],
+        max_chars=running.runtime.settings.prompt_max_chars,
+    )
+    await running.report(GROUPED_AT, "writing the narrative")
+    await running.add(Chunk(NARRATIVE_HEADING))
+    provider = running.runtime.provider_for(task.model)
+    async for chunk in provider.stream(prompt, task.model):
+        progress = None if chunk.progress is None else GROUPED_AT + chunk.progress * 0.3
+        await running.add(Chunk(chunk.text, progress))
+
+
+async def analyse_data(running: RunningTask) -> Outcome:
+    params = DataParams.model_validate(running.task.params)
+    limits = _limits(running)
+    [source] = await running.input_files()
+    await running.report(0.0, f"reading {source.name}")
+    table = await _in_thread(
+        load_table,
+        source.data,
+        file_name=source.name,
+        content_type=source.content_type,
+        params=params,
+        limits=limits,
+    )
+    await running.report(READ_AT, "profiling")
+    figures = {"profile": await _in_thread(profile, table, params, limits), "groups": []}
+    artifacts = []
+    for index, spec in enumerate(params.group_by):
+        share = (GROUPED_AT - PROFILED_AT) * index / len(params.group_by)
+        await running.report(PROFILED_AT + share, f"grouping by {', '.join(spec.by)}")
+        result: GroupResult = await _in_thread(group_by, table, spec, limits)
+        figures["groups"].append(result.json)
+        artifacts.append(_artifact(index, result))
+    del table
+    await running.add(Chunk(summary_markdown(figures["profile"], figures["groups"])))
+    if running.task.prompt.strip():
+        await _narrate(running, figures)
+    return Outcome(figures, tuple(artifacts))
