@@ -10,14 +10,19 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import FastAPI
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from graphql_app.artifacts import download_artifact
+from graphql_app.limits import BodySizeLimit
 from graphql_app.settings import Settings, get_settings
 from persistence.database import create_engine, create_sessionmaker
 from persistence.events import TaskEventHub
@@ -32,6 +37,16 @@ APPLICATION_NAME = "aitasks-api"
 CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
 
 
+# A multipart request is one a browser form on any site may send without asking: it is
+# served only with one of these headers, which no form can set and which make a browser
+# ask this server first (CORS preflight).
+PREFLIGHT_HEADERS = ("graphql-require-preflight", "apollo-require-preflight")
+MULTIPART_REFUSED = (
+    "A multipart (file upload) request needs the header `GraphQL-Require-Preflight: 1` "
+    "(or `Apollo-Require-Preflight: true`), so that a form on another site cannot send one."
+)
+
+
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app, mounted directly: it serves well above FastAPI's router."""
 
@@ -41,7 +56,18 @@ class GraphQLApp(GraphQL[Context, None]):
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+            multipart_uploads_enabled=True,
         )
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        content_type, _ = parse_content_type(request.content_type or "")
+        if content_type == "multipart/form-data" and not any(
+            request.headers.get(name) for name in PREFLIGHT_HEADERS
+        ):
+            raise HTTPException(400, MULTIPART_REFUSED)
+        return await super().parse_http_body(request)
 
     def encode_json(self, data: object) -> str:
         # orjson writes a response several times faster than the standard library. Text,
@@ -125,6 +151,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Routes, not a Mount: a Mount would redirect `/graphql` to `/graphql/`.
     app.router.routes.append(Route("/graphql", graphql_app, methods=["GET", "POST"]))
     app.router.routes.append(WebSocketRoute("/graphql", graphql_app))
+    app.router.routes.append(
+        Route("/tasks/{task_id}/artifacts/{name}", download_artifact, methods=["GET"])
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.request_max_bytes)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -72,21 +72,26 @@ def api() -> None:
 
 @main.command()
 @click.option(
-    "--queues", help="Comma-separated queues to consume (default: every queue with work)."
+    "--queues",
+    help="Comma-separated queues to consume: text_generation, image_processing, "
+    "data_analysis, maintenance (default: all of them).",
 )
 @click.option("--beat/--no-beat", default=True, help="Also run the sweeper's schedule.")
 @click.option("--concurrency", type=int, help="Worker processes (default: one per core).")
 def worker(queues: str | None, beat: bool, concurrency: int | None) -> None:
     """Run a Celery worker for the task queues."""
-    from tasks.worker import start_worker
+    from tasks.worker import check_queues, start_worker
 
     settings = _settings()
     _services(settings)
+    names = [name.strip() for name in queues.split(",")] if queues is not None else None
+    try:
+        if names is not None:
+            check_queues(names)
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
     start_worker(
-        settings,
-        queues=queues.split(",") if queues else None,
-        beat=beat,
-        concurrency=concurrency or settings.worker_concurrency,
+        settings, queues=names, beat=beat, concurrency=concurrency or settings.worker_concurrency
     )
 
 

@@ -62,6 +62,32 @@ class Settings(BaseSettings):
     prompt_max_chars: int = Field(default=32_000, gt=0, le=1_000_000)
     page_size_max: int = Field(default=100, gt=0, le=1000)
 
+    # Input files and artifacts live in PostgreSQL: these keep each row and each request
+    # to a size a database row and an API process's memory handle without strain.
+    file_max_bytes: int = Field(default=10 * 2**20, gt=0, le=512 * 2**20)
+    # Inline (base64) files travel inside the JSON request and are parsed with it, so
+    # they are kept smaller; larger files go as multipart uploads.
+    inline_file_max_bytes: int = Field(default=2**20, gt=0, le=64 * 2**20)
+    files_max_per_task: int = Field(default=4, gt=0, le=100)
+    # Any HTTP request body longer than this is refused with 413 before it is read.
+    request_max_bytes: int = Field(default=48 * 2**20, gt=0)
+    artifact_max_bytes: int = Field(default=20 * 2**20, gt=0, le=512 * 2**20)
+    # The JSON `params` of a task, as sent.
+    params_max_bytes: int = Field(default=16 * 2**10, gt=0, le=2**20)
+    # A task's JSON `output` (a data profile, image facts), as stored.
+    output_max_bytes: int = Field(default=2**20, gt=0, le=64 * 2**20)
+    # The most pixels an image (input or any step's result) may have: 40 megapixels is a
+    # large photograph and about 160 MB decoded; a decompression bomb claims far more.
+    # At most Pillow's own hard ceiling (about 179 million), past which it opens nothing.
+    image_max_pixels: int = Field(default=40_000_000, gt=0, le=178_000_000)
+    # Rows and columns a DATA_ANALYSIS task reads at most, and group-by groups it reports.
+    data_max_rows: int = Field(default=1_000_000, gt=0)
+    data_max_columns: int = Field(default=200, gt=0, le=10_000)
+    data_max_groups: int = Field(default=1_000, gt=0)
+    # Public URL of the API, for artifact download links; unset, links use the host the
+    # client called (set it behind a proxy that rewrites the host).
+    public_url: str | None = None
+
     # A PENDING task older than this whose message may have been lost is sent again.
     pending_requeue_seconds: float = Field(default=300.0, gt=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
@@ -202,6 +228,11 @@ def _problems(settings: Settings) -> list[str]:
     if settings.retry_backoff_seconds > settings.retry_backoff_max_seconds:
         problems.append(
             "AITASKS_RETRY_BACKOFF_SECONDS must not exceed AITASKS_RETRY_BACKOFF_MAX_SECONDS."
+        )
+    if settings.request_max_bytes < settings.file_max_bytes:
+        problems.append(
+            "AITASKS_REQUEST_MAX_BYTES must be at least AITASKS_FILE_MAX_BYTES, or no upload "
+            "of the largest allowed file could arrive."
         )
     longest_run = settings.task_time_limit_seconds + settings.task_kill_grace_seconds
     if settings.visibility_timeout_seconds <= longest_run:

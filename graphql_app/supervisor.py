@@ -22,6 +22,8 @@ from graphql_app import embedded
 from graphql_app.settings import DEMO_MODEL, Settings, export_service_urls
 from persistence import admin
 from persistence.migrate import upgrade_to_head
+from persistence.models import TaskKind
+from tasks.celery_app import MAINTENANCE_QUEUE, QUEUES
 
 # How long the API may take to answer its health check after start.
 API_START_TIMEOUT_SECONDS = 60.0
@@ -61,13 +63,24 @@ def _services(settings: Settings) -> Iterator[tuple[str, str]]:
         started.stop()
 
 
-def _spawn(name: str, command: str) -> Child:
+def _spawn(name: str, *command: str) -> Child:
     # A session of its own: Ctrl-C reaches only the supervisor, which stops the children
     # in order, and a whole process group can be killed if a child will not stop.
     process = subprocess.Popen(
-        [sys.executable, "-m", "graphql_app.cli", command], start_new_session=True
+        [sys.executable, "-m", "graphql_app.cli", *command], start_new_session=True
     )
     return Child(name, process)
+
+
+def _spawn_workers() -> list[Child]:
+    """A worker per kind of task, so that a flood of one kind never holds up another;
+    the text worker also runs the sweeper and its schedule."""
+    workers = []
+    for kind, queue in QUEUES.items():
+        queues = [queue, MAINTENANCE_QUEUE] if kind == TaskKind.TEXT_GENERATION else [queue]
+        beat = "--beat" if kind == TaskKind.TEXT_GENERATION else "--no-beat"
+        workers.append(_spawn(f"{queue} worker", "worker", "--queues", ",".join(queues), beat))
+    return workers
 
 
 def _stop(children: list[Child], timeout: float) -> None:
@@ -134,7 +147,7 @@ def run(settings: Settings) -> int:
             export_service_urls(database_url, redis_url)
             _say("migrating the database")
             upgrade_to_head(database_url)
-            children.append(_spawn("worker", "worker"))
+            children.extend(_spawn_workers())
             children.append(_spawn("API", "api"))
             try:
                 _wait_for_api(settings, children[-1])

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,6 +38,15 @@ class Context:
     def settings(self) -> Settings:
         return self.services.settings
 
+    def artifact_url(self, task_id: str, name: str) -> str:
+        """An absolute download URL: on the configured public URL, else on the host and
+        scheme the client used to reach this request (a WebSocket's ws/wss become
+        http/https)."""
+        base = self.settings.public_url or str(self.request.base_url)
+        if base.startswith("ws"):
+            base = "http" + base.removeprefix("ws")
+        return f"{base.rstrip('/')}{artifact_path(task_id, name)}"
+
     @asynccontextmanager
     async def unit_of_work(self, *, autocommit: bool = False) -> AsyncIterator[UnitOfWork]:
         """The operation's transaction: committed when the resolver's block ends.
@@ -49,3 +59,7 @@ class Context:
         sessionmaker = services.autocommit_sessionmaker if autocommit else services.sessionmaker
         async with unit_of_work(sessionmaker) as uow:
             yield uow
+
+
+def artifact_path(task_id: str, name: str) -> str:
+    return f"/tasks/{task_id}/artifacts/{quote(name, safe='')}"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import strawberry
+from typing import cast
 
+import strawberry
+from starlette.datastructures import UploadFile
+
+from graphql_app.settings import Settings
 from schema.context import Context
 from schema.types import (
     CreateTaskInput,
     CreateTaskResult,
     Task,
     TaskControlResult,
+    TaskFileInput,
     TaskNotFound,
     TaskStateError,
     ValidationError,
@@ -17,6 +22,7 @@ from schema.types import (
 from tasks import submission
 from tasks.errors import InvalidInputError, TaskNotFoundError
 from tasks.errors import TaskStateError as TaskStateProblem
+from tasks.files import NewFile
 
 
 def _control_error(task_id: strawberry.ID, error: Exception) -> TaskControlResult:
@@ -24,6 +30,15 @@ def _control_error(task_id: strawberry.ID, error: Exception) -> TaskControlResul
         return TaskNotFound(id=task_id, message=error.message)
     assert isinstance(error, TaskStateProblem)
     return TaskStateError(status=error.status, message=error.message)
+
+
+async def _new_file(file: TaskFileInput, settings: Settings) -> NewFile:
+    data = None
+    if file.upload is not None:
+        # One byte past the limit is enough to tell that a file is over it.
+        upload = cast(UploadFile, file.upload)  # what Starlette hands Strawberry
+        data = await upload.read(settings.file_max_bytes + 1)
+    return NewFile(file.name, file.content_type, base64=file.base64, data=data)
 
 
 @strawberry.type
@@ -35,8 +50,11 @@ class Mutation:
     async def create_task(
         self, info: strawberry.Info[Context, None], input: CreateTaskInput
     ) -> CreateTaskResult:
+        settings = info.context.settings
         new_task = submission.NewTask(
             prompt=input.prompt,
+            params=input.params,
+            files=tuple([await _new_file(file, settings) for file in input.files]),
             model=input.model,
             kind=input.kind,
             priority=input.priority,
@@ -47,9 +65,10 @@ class Mutation:
         )
         services = info.context.services
         try:
-            # Each statement of a create is safe alone: the INSERT (with its log entry) is
-            # one statement, and the idempotency-key steps are each conditional.
-            async with info.context.unit_of_work(autocommit=True) as uow:
+            # Each statement of a create without files is safe alone: the INSERT (with its
+            # log entry) is one statement, and the idempotency-key steps are each
+            # conditional. Files are separate rows, stored in the task's transaction.
+            async with info.context.unit_of_work(autocommit=not new_task.files) as uow:
                 task = await submission.create_task(
                     uow, new_task, services.dispatcher, services.settings
                 )

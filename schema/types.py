@@ -6,9 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
+from strawberry.file_uploads import Upload
+from strawberry.scalars import JSON
 
 from persistence import models
 from persistence.models import TaskKind, TaskPriority, TaskStatus
+from schema.context import Context
 from tasks.watching import Update
 
 # The model's enums are the GraphQL enums: one name per concept in every layer.
@@ -36,6 +39,44 @@ class TaskError:
             message=str(entry["message"]),
             at=datetime.fromisoformat(str(entry["at"])),
             transient=bool(entry.get("transient")),
+        )
+
+
+@strawberry.type(description="A file given to a task as input.")
+class TaskInputFile:
+    name: str
+    content_type: str
+    size: int = strawberry.field(description="In bytes.")
+    sha256: str = strawberry.field(description="The SHA-256 digest of its bytes, in hex.")
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> TaskInputFile:
+        return cls(
+            name=entry["name"],
+            content_type=entry["contentType"],
+            size=entry["size"],
+            sha256=entry["sha256"],
+        )
+
+
+@strawberry.type(description="A file a task produced (an image, a table), to download.")
+class TaskArtifact:
+    name: str
+    content_type: str
+    size: int = strawberry.field(description="In bytes.")
+    task_id: strawberry.Private[str]
+
+    @strawberry.field(description="Where to download it (GET).")
+    def url(self, info: strawberry.Info[Context, None]) -> str:
+        return info.context.artifact_url(self.task_id, self.name)
+
+    @classmethod
+    def from_entry(cls, task_id: str, entry: dict[str, Any]) -> TaskArtifact:
+        return cls(
+            name=entry["name"],
+            content_type=entry["contentType"],
+            size=entry["size"],
+            task_id=task_id,
         )
 
 
@@ -76,6 +117,15 @@ class Task:
     errors: list[TaskError] = strawberry.field(
         description="The error of each failed attempt, oldest first (kept across retries)."
     )
+    params: JSON = strawberry.field(description="What the work was asked to do, per kind.")
+    inputs: list[TaskInputFile] = strawberry.field(description="The files given as input.")
+    output: JSON | None = strawberry.field(
+        description="Structured results once COMPLETED: for an image its size and format, "
+        "for data the profile and group-by figures."
+    )
+    artifacts: list[TaskArtifact] = strawberry.field(
+        description="Files the task produced, once COMPLETED."
+    )
 
     @strawberry.field(description="The message of the latest failed attempt, if any.")
     def last_error(self) -> str | None:
@@ -104,6 +154,10 @@ class Task:
             timeout_seconds=task.timeout_seconds,
             cancel_requested_at=task.cancel_requested_at,
             errors=[TaskError.from_entry(entry) for entry in task.errors],
+            params=JSON(task.params),
+            inputs=[TaskInputFile.from_entry(entry) for entry in task.inputs],
+            output=None if task.output is None else JSON(task.output),
+            artifacts=[TaskArtifact.from_entry(str(task.id), entry) for entry in task.artifacts],
         )
 
 
@@ -133,9 +187,28 @@ TaskControlResult = Annotated[
 ]
 
 
+@strawberry.input(
+    description="An input file: inline as `base64`, or as `upload` in a multipart request "
+    "(the GraphQL multipart request spec; send the header `GraphQL-Require-Preflight: 1`)."
+)
+class TaskFileInput:
+    name: str = strawberry.field(description="A plain file name, e.g. photo.png or sales.csv.")
+    content_type: str | None = strawberry.field(
+        default=None, description="Guessed from the name when omitted."
+    )
+    base64: str | None = strawberry.field(
+        default=None, description="The file's bytes in base64 (small files)."
+    )
+    upload: Upload | None = strawberry.field(default=None, description="A multipart upload.")
+
+
 @strawberry.input
 class CreateTaskInput:
-    prompt: str
+    prompt: str = strawberry.field(
+        default="",
+        description="What to do. Required for TEXT_GENERATION; for IMAGE_PROCESSING it "
+        "guides the caption, for DATA_ANALYSIS it asks for a narrative of the figures.",
+    )
     model: str | None = strawberry.field(
         default=None, description="The model to run on; the server's default when omitted."
     )
@@ -157,6 +230,16 @@ class CreateTaskInput:
     timeout_seconds: float | None = strawberry.field(
         default=None,
         description="The longest one attempt may run; the server's default when omitted.",
+    )
+    params: JSON | None = strawberry.field(
+        default=None,
+        description="Per kind. IMAGE_PROCESSING: {operations: [{op: resize|thumbnail|crop|"
+        "rotate|grayscale|blur|sharpen|convert, ...}], describe}. DATA_ANALYSIS: {format, "
+        "encoding, delimiter, groupBy: [{by: [column], aggregations: {column: [sum|mean|"
+        "...]}}], topValues}. The README lists every field.",
+    )
+    files: list[TaskFileInput] = strawberry.field(
+        default_factory=list, description="Input files: one image, or one CSV or JSON file."
     )
 
 
