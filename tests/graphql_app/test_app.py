@@ -1,10 +1,28 @@
-"""The HTTP surface around GraphQL: GraphiQL in development, the health check."""
+"""The HTTP surface around GraphQL: GraphiQL in development, the health check, uploads
+and artifact downloads."""
 
 from __future__ import annotations
 
+import hashlib
+import socket
+import uuid
+
 import httpx
 
+from graphql_app.settings import Settings
+from tests.fixtures.files import decode_image, download, image_bytes, post_multipart
+from tests.fixtures.graphql import poll_until_finished
 from tests.fixtures.stack import Stack
+from tests.fixtures.tasks import count_tasks
+
+FILE_LIMIT = Settings.model_fields["file_max_bytes"].default
+REQUEST_LIMIT = Settings.model_fields["request_max_bytes"].default
+UPLOAD_INPUT = {
+    "kind": "IMAGE_PROCESSING",
+    "params": {"operations": [{"op": "grayscale"}]},
+    "files": [{"name": "photo.png", "upload": None}],
+}
+UPLOAD = {"input.files.0.upload": ("photo.png", image_bytes(), "image/png")}
 
 
 def test_graphiql_is_served_to_a_browser_in_development(stack: Stack) -> None:
@@ -18,3 +36,58 @@ def test_healthz_answers(stack: Stack) -> None:
     response = httpx.get(f"{stack.api_url}/healthz")
 
     assert response.json() == {"status": "ok"}
+
+
+def test_a_multipart_request_without_a_preflight_header_is_refused(stack: Stack) -> None:
+    before = count_tasks(stack.database_url)
+
+    response = post_multipart(stack, UPLOAD_INPUT, UPLOAD, headers={})
+
+    assert response.status_code == 400
+    assert "GraphQL-Require-Preflight" in response.text
+    assert count_tasks(stack.database_url) == before
+
+
+def test_a_multipart_upload_runs_as_the_task_input(stack: Stack) -> None:
+    response = post_multipart(stack, UPLOAD_INPUT, UPLOAD)
+
+    task = response.json()["data"]["createTask"]
+    assert task["__typename"] == "Task", task
+    assert (
+        task["inputs"][0]["sha256"] == hashlib.sha256(UPLOAD["input.files.0.upload"][1]).hexdigest()
+    )
+    final = poll_until_finished(stack, task["id"])
+    assert final["status"] == "COMPLETED", final["error"]
+    assert decode_image(download(final["artifacts"][0]["url"]).content).mode == "L"
+
+
+def test_an_upload_over_the_file_limit_is_a_validation_error(stack: Stack) -> None:
+    before = count_tasks(stack.database_url)
+    oversize = ("big.png", b"\0" * (FILE_LIMIT + 1), "image/png")
+
+    response = post_multipart(stack, UPLOAD_INPUT, {"input.files.0.upload": oversize})
+
+    result = response.json()["data"]["createTask"]
+    assert result["__typename"] == "ValidationError"
+    assert f"over the limit of {FILE_LIMIT:,} bytes" in result["message"]
+    assert count_tasks(stack.database_url) == before
+
+
+def test_a_body_over_the_request_limit_is_refused_before_it_is_read(stack: Stack) -> None:
+    host, port = stack.api_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            b"POST /graphql HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {REQUEST_LIMIT + 1}\r\n\r\n".encode()
+        )
+        reply = connection.recv(4096).decode()
+
+    assert reply.startswith("HTTP/1.1 413")
+    assert "AITASKS_REQUEST_MAX_BYTES" in reply
+
+
+def test_an_unknown_artifact_is_a_404(stack: Stack) -> None:
+    response = httpx.get(f"{stack.api_url}/tasks/{uuid.uuid4()}/artifacts/result.png")
+
+    assert response.status_code == 404
+    assert "no artifact named 'result.png'" in response.json()["error"]

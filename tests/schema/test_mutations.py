@@ -57,8 +57,7 @@ def test_create_task_with_a_chosen_model_keeps_it(stack: Stack) -> None:
         ({"prompt": "hi", "model": "gpt-nonexistent"}, "model", "Unknown model 'gpt-nonexistent'"),
         ({"prompt": "hi", "model": ""}, "model", "empty or too long"),
         ({"prompt": "hi", "model": "m" * 500}, "model", "empty or too long"),
-        ({"prompt": "hi", "kind": "IMAGE_PROCESSING"}, "kind", "IMAGE_PROCESSING tasks are not"),
-        ({"prompt": "hi", "kind": "DATA_ANALYSIS"}, "kind", "DATA_ANALYSIS tasks are not"),
+        ({}, "prompt", "The prompt is empty"),
         ({"prompt": "hi", "delaySeconds": -1}, "delaySeconds", "must be 0 or more"),
         ({"prompt": "hi", "delaySeconds": 31 * DAY}, "delaySeconds", "at most 30 days ahead"),
         ({"prompt": "hi", "runAt": "2099-01-01T00:00:00Z"}, "runAt", "at most 30 days ahead"),
@@ -99,7 +98,7 @@ def test_a_prompt_at_the_limit_is_accepted(stack: Stack) -> None:
     ("variables", "message"),
     [
         ({}, "Expected a value of non-null type 'CreateTaskInput!'"),
-        ({"input": {}}, "to include required field 'prompt'"),
+        ({"input": {"files": [{}]}}, "to include required field 'name'"),
         ({"input": {"prompt": 42}}, "String cannot represent a non string value"),
         ({"input": {"prompt": "hi", "kind": "POETRY"}}, "'POETRY'"),
     ],
