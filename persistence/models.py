@@ -25,7 +25,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -118,12 +118,13 @@ class Task(Base):
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     idempotency_key: Mapped[str | None] = mapped_column(String(IDEMPOTENCY_KEY_MAX_CHARS))
     # What the work is asked to do beyond the prompt, checked per kind at submission.
-    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # JSON, not JSONB, here and in `output`: kept in the order written (JSONB sorts keys).
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, server_default=text("'{}'"))
     # The input files, described: {"name", "contentType", "size", "sha256"}; the bytes are
     # in `task_files`.
     inputs: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     # Structured results (image size, a data profile), set when the task completes.
-    output: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The files the task produced, described: {"name", "contentType", "size"}.
     artifacts: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, server_default=text("'[]'::jsonb")
@@ -196,7 +197,7 @@ task_events = Table(
     Column("scheduled_for", DateTime(timezone=True)),
     Column("cancel_requested_at", DateTime(timezone=True)),
     Column("errors", JSONB, nullable=False),
-    Column("output", JSONB),
+    Column("output", JSON),
     Column("artifacts", JSONB, nullable=False),
 )
 

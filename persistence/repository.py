@@ -109,7 +109,7 @@ def _insert_statement(keyed: bool) -> Any:
         for name in ("id", "kind", "prompt", "model", "status", "stage", "priority")
     }
     values["timeout_seconds"] = bindparam("timeout_seconds", type_=Float)
-    values["params"] = bindparam("params", type_=JSONB)
+    values["params"] = bindparam("params", type_=columns.params.type)
     values["inputs"] = bindparam("inputs", type_=JSONB)
     values["idempotency_key"] = bindparam("idempotency_key", type_=columns.idempotency_key.type)
     # NULL when there is no delay: now() + NULL is NULL.

@@ -66,6 +66,8 @@ def test_group_by_figures_match_and_download_as_csv(stack: Stack) -> None:
     assert final["status"] == "COMPLETED", final["error"]
     [groups] = final["output"]["groups"]
     by_region = {row["region"]: row for row in groups["rows"]}
+    # Columns in the order they were asked for.
+    assert list(groups["rows"][0]) == ["region", "units_sum", "units_mean", "price_max"]
     for region in REGIONS:
         rows = [row for row in SALES if row["region"] == region]
         assert by_region[region]["units_sum"] == sum(row["units"] for row in rows)

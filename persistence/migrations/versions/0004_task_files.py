@@ -20,10 +20,15 @@ def _jsonb(name: str, default: str) -> sa.Column:
 
 
 def upgrade() -> None:
-    op.add_column("tasks", _jsonb("params", "'{}'::jsonb"))
+    # JSON rather than JSONB for what callers read back as they wrote it: JSONB reorders
+    # object keys, and the order of a group-by's aggregations is the order of its columns.
+    op.add_column(
+        "tasks",
+        sa.Column("params", postgresql.JSON(), nullable=False, server_default=sa.text("'{}'")),
+    )
     op.add_column("tasks", _jsonb("inputs", "'[]'::jsonb"))
     for table in ("tasks", "task_events"):
-        op.add_column(table, sa.Column("output", postgresql.JSONB()))
+        op.add_column(table, sa.Column("output", postgresql.JSON()))
         op.add_column(table, _jsonb("artifacts", "'[]'::jsonb"))
     op.create_table(
         "task_files",
