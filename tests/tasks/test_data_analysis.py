@@ -122,3 +122,15 @@ def test_a_narrative_is_written_from_the_figures_not_the_rows(
     assert "units" in sent
     assert "Echo: " in final["result"]
     assert final["result"].index("Echo: ") > final["result"].index("31 rows")
+
+
+def test_a_wrong_encoding_fails_clearly_and_the_right_one_reads_the_file(stack: Stack) -> None:
+    data = "city,people\nZürich,421000\nMünchen,1512000\n".encode("latin-1")
+
+    wrong = run_analysis(stack, data)
+    right = run_analysis(stack, data, params={"encoding": "latin-1"})
+
+    assert wrong["status"] == "FAILED"
+    assert "utf-8" in wrong["error"] and "encoding" in wrong["error"], wrong["error"]
+    assert right["status"] == "COMPLETED", right["error"]
+    assert "München" in [entry["value"] for entry in column(right["output"], "city")["top"]]

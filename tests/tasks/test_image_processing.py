@@ -102,6 +102,8 @@ async def test_progress_moves_with_each_operation(stack: Stack) -> None:
     for step in ("grayscale", "blur", "sharpen"):
         assert any(stage and step in stage for stage in stages), stages
     assert updates[-1]["status"] == "COMPLETED"
+    # Built from the WebSocket's address: a link a browser can fetch.
+    assert updates[-1]["task"]["artifacts"][0]["url"].startswith(stack.api_url + "/tasks/")
 
 
 def test_describe_asks_the_model_with_the_image_and_streams_the_caption(
