@@ -67,7 +67,14 @@ class GraphQLApp(GraphQL[Context, None]):
             request.headers.get(name) for name in PREFLIGHT_HEADERS
         ):
             raise HTTPException(400, MULTIPART_REFUSED)
-        return await super().parse_http_body(request)
+        try:
+            return await super().parse_http_body(request)
+        except HTTPException:
+            raise
+        except Exception as error:
+            # Strawberry maps the multipart `map` onto the variables without checking each
+            # path (one past a list's end, into a string...): a bad request, not a 500.
+            raise HTTPException(400, f"The request could not be read: {error!r}") from None
 
     def encode_json(self, data: object) -> str:
         # orjson writes a response several times faster than the standard library. Text,

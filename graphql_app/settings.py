@@ -229,6 +229,11 @@ def _problems(settings: Settings) -> list[str]:
         problems.append(
             "AITASKS_RETRY_BACKOFF_SECONDS must not exceed AITASKS_RETRY_BACKOFF_MAX_SECONDS."
         )
+    if settings.inline_file_max_bytes > settings.file_max_bytes:
+        problems.append(
+            "AITASKS_INLINE_FILE_MAX_BYTES must not exceed AITASKS_FILE_MAX_BYTES: an inline "
+            "file is still a file."
+        )
     if settings.request_max_bytes < settings.file_max_bytes:
         problems.append(
             "AITASKS_REQUEST_MAX_BYTES must be at least AITASKS_FILE_MAX_BYTES, or no upload "

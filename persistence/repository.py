@@ -78,7 +78,7 @@ class NewTaskRow:
     params: dict[str, Any] = field(default_factory=dict)
     files: tuple[TaskFile, ...] = ()
 
-    @property
+    @functools.cached_property
     def inputs(self) -> list[dict[str, Any]]:
         """How the task describes its input files."""
         return [describe_input(file) for file in self.files]

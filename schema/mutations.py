@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import cast
-
 import strawberry
 from starlette.datastructures import UploadFile
 
@@ -34,9 +32,12 @@ def _control_error(task_id: strawberry.ID, error: Exception) -> TaskControlResul
 
 async def _new_file(file: TaskFileInput, settings: Settings) -> NewFile:
     data = None
-    if file.upload is not None:
+    upload: object = file.upload
+    if upload is not None:
+        if not isinstance(upload, UploadFile):
+            # The scalar lets anything through: a string in JSON, a text form field.
+            return NewFile(file.name, file.content_type, base64=file.base64, not_a_file=True)
         # One byte past the limit is enough to tell that a file is over it.
-        upload = cast(UploadFile, file.upload)  # what Starlette hands Strawberry
         data = await upload.read(settings.file_max_bytes + 1)
     return NewFile(file.name, file.content_type, base64=file.base64, data=data)
 

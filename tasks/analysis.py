@@ -119,10 +119,16 @@ def load_table(
     """
     if not data or data.isspace():
         raise DataInputError("The file is empty.")
-    if _format(data, file_name, content_type, params) == "csv":
-        table = _read_csv(data, _delimiter(data, file_name, content_type, params), params, limits)
-    else:
-        table = _read_json(data, params, limits)
+    try:
+        if _format(data, file_name, content_type, params) == "csv":
+            delimiter = _delimiter(data, file_name, content_type, params)
+            table = _read_csv(data, delimiter, params, limits)
+        else:
+            table = _read_json(data, params, limits)
+    except UnicodeError:
+        # Codecs that cannot decode this file at all (utf-16 without a byte-order mark,
+        # idna) fail before any bad byte is found.
+        raise _decode_error(data, params.encoding) from None
     if table.empty:
         raise DataInputError("The file has column names but no data rows.")
     return _with_datetimes(table)
@@ -198,7 +204,16 @@ def _decode_error(data: bytes, encoding: str) -> DataInputError:
             f"{line} (byte offset {error.start}) cannot be decoded. Set the encoding "
             'parameter to the file\'s encoding, for example "latin-1" or "cp1252".'
         )
-    return DataInputError(f"The file could not be decoded as {encoding} text.")
+    except UnicodeError as error:
+        # Codecs such as utf-16 (without a byte-order mark) or idna fail this way.
+        return DataInputError(
+            f"The file could not be decoded as {encoding} text ({error}). Set the encoding "
+            "parameter to the file's encoding."
+        )
+    return DataInputError(
+        f"The file could not be decoded as {encoding} text. Set the encoding parameter to "
+        "the file's encoding."
+    )
 
 
 def _open_text(data: bytes, encoding: str) -> io.TextIOWrapper:
@@ -221,7 +236,7 @@ def _read_csv(data: bytes, delimiter: str, params: DataParams, limits: DataLimit
             nrows=limits.max_rows + 1,
             dtype_backend="numpy_nullable",
         )
-    except UnicodeDecodeError:
+    except UnicodeError:
         raise _decode_error(data, params.encoding) from None
     except pd.errors.ParserError as error:
         raise _parser_error(error, delimiter) from None
@@ -294,7 +309,7 @@ def _read_json(data: bytes, params: DataParams, limits: DataLimits) -> pd.DataFr
     try:
         # JSON is parsed whole, so unlike CSV it is decoded whole; the upload limit bounds it.
         text = data.decode(_codec(params.encoding))
-    except UnicodeDecodeError:
+    except UnicodeError:
         raise _decode_error(data, params.encoding) from None
     try:
         document = orjson.loads(text)

@@ -4,7 +4,6 @@ and, when the task has a prompt, a text model's narrative written from the figur
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -21,7 +20,7 @@ from tasks.analysis import (
 )
 from tasks.analysis_params import DataParams
 from tasks.providers.base import Chunk
-from tasks.running import Outcome, RunningTask, WorkFailed
+from tasks.running import Outcome, RunningTask, in_thread
 
 # Shares of the progress bar: reading, profiling, the group-bys, the narrative.
 READ_AT = 0.3
@@ -32,14 +31,6 @@ GROUPED_AT = 0.7
 CELL_MAX_CHARS = 200
 NARRATIVE_HEADING = "\n\n## Narrative\n\n"
 UNSAFE_NAME_CHARS = re.compile(r"[^\w.-]+")
-
-
-async def _in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
-    """pandas' work, off the event loop (see image_processing._in_thread)."""
-    try:
-        return await asyncio.to_thread(function, *args, **kwargs)
-    except DataInputError as error:
-        raise WorkFailed(str(error)) from None
 
 
 def _limits(running: RunningTask) -> DataLimits:
@@ -57,12 +48,16 @@ def _artifact(index: int, result: GroupResult) -> TaskFile:
     return TaskFile(f"group-by-{index + 1}-{keys}.csv", "text/csv; charset=utf-8", result.csv)
 
 
-async def _narrate(running: RunningTask, figures: dict[str, Any]) -> None:
+async def _narrate(
+    running: RunningTask, figures: dict[str, Any], groups: list[dict[str, Any]]
+) -> None:
     task = running.task
-    prompt = narrative_prompt(
+    prompt = await in_thread(
+        DataInputError,
+        narrative_prompt,
         task.prompt,
-        figures["profile"],
-        figures["groups"],
+        figures,
+        groups,
         max_chars=running.runtime.settings.prompt_max_chars,
     )
     await running.report(GROUPED_AT, "writing the narrative")
@@ -73,12 +68,11 @@ async def _narrate(running: RunningTask, figures: dict[str, Any]) -> None:
         await running.add(Chunk(chunk.text, progress))
 
 
-async def analyse_data(running: RunningTask) -> Outcome:
-    params = DataParams.model_validate(running.task.params)
-    limits = _limits(running)
+async def _read(running: RunningTask, params: DataParams, limits: DataLimits) -> Any:
     [source] = await running.input_files()
     await running.report(0.0, f"reading {source.name}")
-    table = await _in_thread(
+    return await in_thread(
+        DataInputError,
         load_table,
         source.data,
         file_name=source.name,
@@ -86,17 +80,24 @@ async def analyse_data(running: RunningTask) -> Outcome:
         params=params,
         limits=limits,
     )
+
+
+async def analyse_data(running: RunningTask) -> Outcome:
+    params = DataParams.model_validate(running.task.params)
+    limits = _limits(running)
+    table = await _read(running, params, limits)
     await running.report(READ_AT, "profiling")
-    figures = {"profile": await _in_thread(profile, table, params, limits), "groups": []}
+    figures = await in_thread(DataInputError, profile, table, params, limits)
+    groups: list[dict[str, Any]] = []
     artifacts = []
     for index, spec in enumerate(params.group_by):
         share = (GROUPED_AT - PROFILED_AT) * index / len(params.group_by)
         await running.report(PROFILED_AT + share, f"grouping by {', '.join(spec.by)}")
-        result: GroupResult = await _in_thread(group_by, table, spec, limits)
-        figures["groups"].append(result.json)
+        result = await in_thread(DataInputError, group_by, table, spec, limits)
+        groups.append(result.json)
         artifacts.append(_artifact(index, result))
     del table
-    await running.add(Chunk(summary_markdown(figures["profile"], figures["groups"])))
+    await running.add(Chunk(summary_markdown(figures, groups)))
     if running.task.prompt.strip():
-        await _narrate(running, figures)
-    return Outcome(figures, tuple(artifacts))
+        await _narrate(running, figures, groups)
+    return Outcome({"profile": figures, "groups": groups}, tuple(artifacts))

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from graphql_app.settings import Settings
 from persistence.models import CONTENT_TYPE_MAX_CHARS, FILE_NAME_MAX_CHARS, TaskFile
 from tasks.errors import InvalidInputError
+from tasks.text import check_text
 
 # What a file is served as when neither the caller nor its name says.
 FALLBACK_CONTENT_TYPE = "application/octet-stream"
 # type/subtype, optionally with parameters (`text/csv; charset=utf-8`).
-CONTENT_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+(\s*;.*)?$")
+CONTENT_TYPE = re.compile(r"^[\w.+-]+/[\w.+-]+( ?;[ -~]*)?$", re.ASCII)
 # Names end up in download URLs and Content-Disposition headers: no paths, no controls.
 FORBIDDEN_NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
 
@@ -30,6 +31,8 @@ class NewFile:
     content_type: str | None = None
     base64: str | None = None
     data: bytes | None = None
+    # `upload` held something other than a file part of a multipart request.
+    not_a_file: bool = False
 
 
 def _field(index: int, name: str = "") -> str:
@@ -38,6 +41,7 @@ def _field(index: int, name: str = "") -> str:
 
 def _check_name(index: int, name: str, seen: set[str]) -> None:
     field = _field(index, "name")
+    check_text(field, name)
     if not name.strip() or len(name) > FILE_NAME_MAX_CHARS:
         raise InvalidInputError(field, f"A file name has 1 to {FILE_NAME_MAX_CHARS} characters.")
     if FORBIDDEN_NAME_CHARS.search(name) or name in {".", ".."}:
@@ -53,6 +57,7 @@ def _content_type(index: int, file: NewFile) -> str:
     if file.content_type is None:
         guessed, _ = mimetypes.guess_type(file.name)
         return guessed or FALLBACK_CONTENT_TYPE
+    check_text(_field(index, "contentType"), file.content_type)
     given = file.content_type.strip()
     if len(given) > CONTENT_TYPE_MAX_CHARS or not CONTENT_TYPE.match(given):
         raise InvalidInputError(
@@ -84,6 +89,12 @@ def _decoded(index: int, text: str, limit: int) -> bytes:
 
 
 def _data(index: int, file: NewFile, settings: Settings) -> bytes:
+    if file.not_a_file:
+        raise InvalidInputError(
+            _field(index, "upload"),
+            "`upload` must be a file part of a multipart request (the GraphQL multipart "
+            "request spec); for inline bytes use `base64`.",
+        )
     if (file.base64 is None) == (file.data is None):
         raise InvalidInputError(
             _field(index), "Give each file either `base64` or `upload`, not both or neither."

@@ -3,11 +3,10 @@ stored as an artifact, and, if asked, a caption from a vision-capable model."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import PurePath
 from typing import Any
 
-from persistence.models import TaskFile
+from persistence.models import FILE_NAME_MAX_CHARS, TaskFile
 from tasks.imaging import (
     EncodedImage,
     ImageInputError,
@@ -21,7 +20,7 @@ from tasks.imaging import (
     output_format_for,
 )
 from tasks.providers.base import Chunk, ImageData
-from tasks.running import Outcome, RunningTask, WorkFailed
+from tasks.running import Outcome, RunningTask, in_thread
 
 # Shares of the progress bar: decoding, the operations, encoding, the caption.
 DECODED_AT = 0.1
@@ -35,15 +34,6 @@ def _limits(running: RunningTask) -> ImageLimits:
     return ImageLimits(
         max_pixels=settings.image_max_pixels, max_output_bytes=settings.artifact_max_bytes
     )
-
-
-async def _in_thread(function: Any, *args: Any) -> Any:
-    """Pillow's work, off the event loop, so the claim is renewed and a cancel heard
-    meanwhile; its expected failures end the task with their own message."""
-    try:
-        return await asyncio.to_thread(function, *args)
-    except ImageInputError as error:
-        raise WorkFailed(str(error)) from None
 
 
 async def _caption(running: RunningTask, preview: EncodedImage) -> str:
@@ -65,17 +55,19 @@ async def process_image(running: RunningTask) -> Outcome:
     limits = _limits(running)
     [source] = await running.input_files()
     await running.report(0.0, f"decoding {source.name}")
-    decoded = await _in_thread(open_image, source.data, limits)
+    decoded = await in_thread(ImageInputError, open_image, source.data, limits)
     image = decoded.image
     await running.report(DECODED_AT, "decoded")
     steps = len(params.operations)
     for index, operation in enumerate(params.operations):
         stage = f"{describe_operation(operation)} ({index + 1}/{steps})"
         await running.report(DECODED_AT + (OPERATIONS_END_AT - DECODED_AT) * index / steps, stage)
-        image = await _in_thread(apply_operation, image, operation, limits)
+        image = await in_thread(ImageInputError, apply_operation, image, operation, limits)
     output_format, quality = output_format_for(decoded.format, params)
     await running.report(OPERATIONS_END_AT, f"encoding {output_format}")
-    result: EncodedImage = await _in_thread(encode_image, image, output_format, quality, limits)
+    result: EncodedImage = await in_thread(
+        ImageInputError, encode_image, image, output_format, quality, limits
+    )
     output: dict[str, Any] = {
         "width": result.width,
         "height": result.height,
@@ -84,7 +76,8 @@ async def process_image(running: RunningTask) -> Outcome:
         "operations": steps,
     }
     if params.describe:
-        preview = await _in_thread(model_preview, image)
+        preview = await in_thread(ImageInputError, model_preview, image)
         output["caption"] = await _caption(running, preview)
-    name = f"{PurePath(source.name).stem}-processed.{result.extension}"
+    suffix = f"-processed.{result.extension}"
+    name = PurePath(source.name).stem[: FILE_NAME_MAX_CHARS - len(suffix)] + suffix
     return Outcome(output, (TaskFile(name, result.content_type, result.data),))

@@ -566,7 +566,14 @@ def _encode(image: Image.Image, output_format: ImageFormat, quality: int | None)
     options = (
         {"quality": quality} if quality is not None and output_format in _LOSSY_FORMATS else {}
     )
-    writable.save(buffer, format=output_format, **options)
+    try:
+        writable.save(buffer, format=output_format, **options)
+    except (OSError, ValueError) as error:
+        # Each format has limits of its own: WEBP, for one, takes at most 16,383 px a side.
+        raise ImageInputError(
+            f"The result ({writable.width}x{writable.height}) cannot be saved as "
+            f"{output_format}: {error}. Choose another format or a smaller size."
+        ) from None
     data = buffer.getvalue()
     return EncodedImage(
         data=data,

@@ -18,6 +18,7 @@ from persistence.models import TaskFile, TaskKind
 from tasks.analysis_params import DataParams
 from tasks.errors import InvalidInputError
 from tasks.imaging import ImageParams
+from tasks.text import check_json_text
 
 # The params model of each kind that takes params, and what its one input file is.
 PARAMS_MODELS: dict[TaskKind, type[BaseModel]] = {
@@ -44,7 +45,11 @@ def _invalid(error: ValidationError) -> InvalidInputError:
 
 
 def _check_size(params: dict[str, Any], settings: Settings) -> None:
-    size = len(orjson.dumps(params))
+    try:
+        size = len(orjson.dumps(params))
+    except TypeError as error:
+        # An integer past 64 bits, nesting too deep, a file part mapped into params.
+        raise InvalidInputError("params", f"params cannot be read as JSON: {error}.") from None
     if size > settings.params_max_bytes:
         raise InvalidInputError(
             "params",
@@ -73,6 +78,7 @@ def check_params(
     if not isinstance(params, dict):
         raise InvalidInputError("params", "params must be a JSON object.")
     _check_size(params, settings)
+    check_json_text("params", params)
     _check_file_count(kind, files)
     model = PARAMS_MODELS.get(kind)
     if model is None:

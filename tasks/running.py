@@ -57,6 +57,36 @@ class Outcome:
     artifacts: tuple[TaskFile, ...] = ()
 
 
+# PostgreSQL text cannot hold NUL; a model or a data file may still produce one.
+NUL = "\x00"
+
+
+def storable(text: str) -> str:
+    return text.replace(NUL, "\ufffd") if NUL in text else text
+
+
+async def in_thread(
+    expected: type[Exception], function: Callable[..., T], *args: Any, **kwargs: Any
+) -> T:
+    """Run a library's blocking step (Pillow, pandas) in a thread, so the claim is
+    renewed and a cancel heard meanwhile; its `expected` failures end the task with their
+    own message.
+
+    A thread cannot be stopped: on a cancel or a timeout the step is let finish before
+    the task ends, so a worker process never runs a step of an ended task alongside its
+    next task. Steps are bounded by the input limits, so this wait is too.
+    """
+    step = asyncio.get_running_loop().run_in_executor(None, partial(function, *args, **kwargs))
+    try:
+        return await asyncio.shield(step)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await step
+        raise
+    except expected as error:
+        raise WorkFailed(str(error)) from None
+
+
 class RunningTask:
     """One claimed task: writes carry the claim's attempt number, so a worker that lost
     the task changes nothing.
@@ -95,8 +125,9 @@ class RunningTask:
 
     async def add(self, chunk: Chunk) -> None:
         """Take a chunk of output; write when a batch is full or due."""
-        self._pending.append(chunk.text)
-        self._pending_chars += len(chunk.text)
+        text = storable(chunk.text)
+        self._pending.append(text)
+        self._pending_chars += len(text)
         if chunk.progress is not None and chunk.progress < 1:
             self._progress = min(max(chunk.progress, self._progress), 1.0)
         settings = self.runtime.settings
@@ -108,7 +139,7 @@ class RunningTask:
     async def report(self, progress: float, stage: str) -> None:
         """Say how far the work is and what it does now (written at once)."""
         self._progress = min(max(progress, self._progress), 1.0)
-        self._stage = stage[:STAGE_MAX_CHARS]
+        self._stage = storable(stage)[:STAGE_MAX_CHARS]
         await self.flush()
 
     async def input_files(self) -> list[TaskFile]:

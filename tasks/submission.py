@@ -29,6 +29,7 @@ from tasks.dispatch import Dispatcher
 from tasks.errors import InvalidInputError, TaskNotFoundError, TaskStateError
 from tasks.files import NewFile, check_files
 from tasks.params import check_params
+from tasks.text import check_text
 
 # A cancel or retry re-reads the task and tries again this often when a worker changed it
 # in the meantime, before it gives up with the status it found.
@@ -50,20 +51,10 @@ class NewTask:
     timeout_seconds: float | None = None
 
 
-def _check_text(field: str, value: str) -> None:
-    """Text PostgreSQL can store: valid UTF-8 (no lone surrogates) and no NUL."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInputError(field, f"The {field} is not valid Unicode text.") from None
-    if "\x00" in value:
-        raise InvalidInputError(field, f"The {field} contains a NUL character, which is not text.")
-
-
 def _check_prompt(prompt: str, kind: TaskKind, settings: Settings) -> None:
     """Text generation needs a prompt; for the other kinds it is an optional request
     (a caption's focus, what a narrative of the figures should say)."""
-    _check_text("prompt", prompt)
+    check_text("prompt", prompt)
     if kind == TaskKind.TEXT_GENERATION and not prompt.strip():
         raise InvalidInputError("prompt", "The prompt is empty; write what the task should do.")
     if len(prompt) > settings.prompt_max_chars:
@@ -75,7 +66,7 @@ def _check_prompt(prompt: str, kind: TaskKind, settings: Settings) -> None:
 
 
 def _check_model(model: str, settings: Settings) -> None:
-    _check_text("model", model)
+    check_text("model", model)
     if len(model) > MODEL_NAME_MAX_CHARS or not model.strip():
         raise InvalidInputError("model", "The model name is empty or too long.")
     if model not in settings.allowed_models and not settings.any_model_allowed:
@@ -123,7 +114,7 @@ def _timeout(new_task: NewTask, settings: Settings) -> float:
 def _check_idempotency_key(key: str | None) -> None:
     if key is None:
         return
-    _check_text("idempotencyKey", key)
+    check_text("idempotencyKey", key)
     if not key.strip() or len(key) > IDEMPOTENCY_KEY_MAX_CHARS:
         raise InvalidInputError(
             "idempotencyKey",

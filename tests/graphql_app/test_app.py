@@ -4,14 +4,16 @@ and artifact downloads."""
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import uuid
 
 import httpx
+import pytest
 
 from graphql_app.settings import Settings
-from tests.fixtures.files import decode_image, download, image_bytes, post_multipart
-from tests.fixtures.graphql import poll_until_finished
+from tests.fixtures.files import PREFLIGHT, decode_image, download, image_bytes, post_multipart
+from tests.fixtures.graphql import CREATE_TASK, poll_until_finished
 from tests.fixtures.stack import Stack
 from tests.fixtures.tasks import count_tasks
 
@@ -61,6 +63,28 @@ def test_a_multipart_upload_runs_as_the_task_input(stack: Stack) -> None:
     assert decode_image(download(final["artifacts"][0]["url"]).content).mode == "L"
 
 
+@pytest.mark.parametrize(
+    "file_map",
+    [
+        {"0": ["variables.input.files.5.upload"]},
+        {"0": ["variables.input.files.x.upload"]},
+        {"0": ["variables.input.kind.upload"]},
+        {"0": [3]},
+        ["variables.input.files.0.upload"],
+    ],
+)
+def test_a_multipart_map_that_points_nowhere_is_a_400(stack: Stack, file_map: object) -> None:
+    operations = {"query": CREATE_TASK, "variables": {"input": UPLOAD_INPUT}}
+    response = httpx.post(
+        stack.graphql_url,
+        data={"operations": json.dumps(operations), "map": json.dumps(file_map)},
+        files={"0": UPLOAD["input.files.0.upload"]},
+        headers=PREFLIGHT,
+    )
+
+    assert response.status_code == 400, response.text
+
+
 def test_an_upload_over_the_file_limit_is_a_validation_error(stack: Stack) -> None:
     before = count_tasks(stack.database_url)
     oversize = ("big.png", b"\0" * (FILE_LIMIT + 1), "image/png")
@@ -86,8 +110,9 @@ def test_a_body_over_the_request_limit_is_refused_before_it_is_read(stack: Stack
     assert "AITASKS_REQUEST_MAX_BYTES" in reply
 
 
-def test_an_unknown_artifact_is_a_404(stack: Stack) -> None:
-    response = httpx.get(f"{stack.api_url}/tasks/{uuid.uuid4()}/artifacts/result.png")
+@pytest.mark.parametrize("name", ["result.png", "%00", "x" * 300])
+def test_an_unknown_artifact_is_a_404(stack: Stack, name: str) -> None:
+    response = httpx.get(f"{stack.api_url}/tasks/{uuid.uuid4()}/artifacts/{name}")
 
     assert response.status_code == 404
-    assert "no artifact named 'result.png'" in response.json()["error"]
+    assert "has no artifact named" in response.json()["error"]

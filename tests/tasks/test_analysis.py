@@ -561,3 +561,16 @@ def test_invalid_params_are_a_validation_error(raw: dict[str, Any]) -> None:
 def test_limits_below_one_fail_fast() -> None:
     with pytest.raises(ValueError, match="max_groups"):
         DataLimits(max_rows=10, max_columns=10, max_groups=0, max_cell_chars=10)
+
+
+def test_an_encoding_that_cannot_decode_the_file_is_a_clear_error() -> None:
+    params = DataParams(encoding="utf-16")
+
+    with pytest.raises(DataInputError, match="Set the encoding"):
+        load_table(
+            b"a,b\n1,2\n3\n",
+            file_name="x.csv",
+            content_type="text/csv",
+            params=params,
+            limits=LIMITS,
+        )

@@ -34,6 +34,10 @@ GRAYSCALE = {"operations": [{"op": "grayscale"}]}
         ([inline("a.png", b"x"), inline("a.png", b"y")], "files[1].name", "Two files"),
         ([{"name": "a.png"}], "files[0]", "either `base64` or `upload`"),
         ([inline("a.png", b"x", "not a type")], "files[0].contentType", "not a content type"),
+        ([inline("a.png", b"x", "image/png; x=\r\ny")], "files[0].contentType", "not a content"),
+        ([inline("a.png", b"x", "image/png; \x00")], "files[0].contentType", "NUL character"),
+        ([inline("a\ud800.png", b"x")], "files[0].name", "not valid Unicode text"),
+        ([{"name": "a.png", "upload": "not a file"}], "files[0].upload", "file part"),
         (
             [inline(f"{index}.png", b"x") for index in range(FILES_LIMIT + 1)],
             "files",

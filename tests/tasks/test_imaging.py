@@ -506,3 +506,10 @@ def test_the_number_of_operations_is_bounded(count: int) -> None:
 def test_params_reject_unknown_top_level_fields() -> None:
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         ImageParams.model_validate({"operations": [{"op": "sharpen"}], "caption": True})
+
+
+def test_a_result_too_wide_for_webp_is_a_clear_error() -> None:
+    image = Image.new("RGB", (17_000, 1))
+
+    with pytest.raises(ImageInputError, match="cannot be saved as WEBP"):
+        encode_image(image, "WEBP", None, LIMITS)

@@ -66,6 +66,20 @@ SALES = [inline("sales.csv", b"region,units\nnorth,3\n")]
             "'sum'",
         ),
         (
+            {"kind": "DATA_ANALYSIS", "files": SALES, "params": {"topValues": 10**30}},
+            "params",
+            "cannot be read as JSON",
+        ),
+        (
+            {
+                "kind": "DATA_ANALYSIS",
+                "files": SALES,
+                "params": {"groupBy": [{"by": ["re\x00gion"], "aggregations": {"units": ["sum"]}}]},
+            },
+            "params",
+            "NUL character",
+        ),
+        (
             {"kind": "DATA_ANALYSIS", "files": SALES, "params": {"note": "x" * 20_000}},
             "params",
             "(AITASKS_PARAMS_MAX_BYTES)",
