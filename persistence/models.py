@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Uuid,
     func,
     text,
 )
@@ -57,6 +58,7 @@ class TaskKind(enum.StrEnum):
 
 
 MODEL_NAME_MAX_CHARS = 200
+CALLER_NAME_MAX_CHARS = 100
 IDEMPOTENCY_KEY_MAX_CHARS = 200
 STAGE_MAX_CHARS = 100
 # What a new task's `stage` says until a worker takes it.
@@ -83,6 +85,8 @@ class Task(Base):
     __tablename__ = "tasks"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # The caller that created it (an API key's name); only that caller sees the task.
+    owner: Mapped[str] = mapped_column(String(CALLER_NAME_MAX_CHARS))
     kind: Mapped[TaskKind] = mapped_column(_enum(TaskKind, "task_kind"))
     prompt: Mapped[str] = mapped_column(Text)
     model: Mapped[str] = mapped_column(String(MODEL_NAME_MAX_CHARS))
@@ -135,8 +139,8 @@ class Task(Base):
     __mapper_args__ = {"eager_defaults": True}
 
     __table_args__ = (
-        Index("ix_tasks_created_at_id", "created_at", "id"),
-        Index("ix_tasks_status_created_at_id", "status", "created_at", "id"),
+        Index("ix_tasks_owner_created_at_id", "owner", "created_at", "id"),
+        Index("ix_tasks_owner_status_created_at_id", "owner", "status", "created_at", "id"),
         Index(
             "ix_tasks_pending_enqueued_at",
             "enqueued_at",
@@ -154,7 +158,8 @@ class Task(Base):
         ),
         Index("ix_tasks_updated_at", "updated_at"),
         Index(
-            "ix_tasks_idempotency_key",
+            "ix_tasks_owner_idempotency_key",
+            "owner",
             "idempotency_key",
             unique=True,
             postgresql_where=text("idempotency_key IS NOT NULL"),
@@ -199,6 +204,23 @@ task_events = Table(
     Column("errors", JSONB, nullable=False),
     Column("output", JSON),
     Column("artifacts", JSONB, nullable=False),
+)
+
+
+# API keys. Only a SHA-256 digest of each key is kept: the keys are long random strings,
+# so a digest cannot be reversed by guessing, and a leaked table reveals no key.
+api_keys = Table(
+    "api_keys",
+    Base.metadata,
+    Column("id", Uuid, primary_key=True),
+    # Who the key speaks for: keys with one name share their tasks (so a key can be
+    # replaced without losing them).
+    Column("name", String(CALLER_NAME_MAX_CHARS), nullable=False),
+    # The key's first characters, to tell keys apart in a listing.
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
 )
 
 

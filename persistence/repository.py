@@ -66,6 +66,7 @@ class PageKey:
 
 @dataclass(frozen=True)
 class NewTaskRow:
+    owner: str
     kind: TaskKind
     prompt: str
     model: str
@@ -106,7 +107,7 @@ def _insert_statement(keyed: bool) -> Any:
     delay = bindparam("delay", type_=Interval)
     values: dict[str, Any] = {
         name: bindparam(name, type_=columns[name].type)
-        for name in ("id", "kind", "prompt", "model", "status", "stage", "priority")
+        for name in ("id", "owner", "kind", "prompt", "model", "status", "stage", "priority")
     }
     values["timeout_seconds"] = bindparam("timeout_seconds", type_=Float)
     values["params"] = bindparam("params", type_=columns.params.type)
@@ -118,7 +119,7 @@ def _insert_statement(keyed: bool) -> Any:
     statement: Any = pg_insert(Task).values(values)
     if keyed:
         statement = statement.on_conflict_do_nothing(
-            index_elements=[Task.idempotency_key],
+            index_elements=[Task.owner, Task.idempotency_key],
             index_where=Task.idempotency_key.is_not(None),
         )
     created = statement.returning(*columns).cte("created")
@@ -134,6 +135,7 @@ async def insert_task(session: AsyncSession, new: NewTaskRow) -> Task | None:
     delay = timedelta(seconds=new.delay_seconds) if new.delay_seconds else None
     parameters = {
         "id": uuid.uuid4(),
+        "owner": new.owner,
         "kind": new.kind,
         "prompt": new.prompt,
         "model": new.model,
@@ -182,9 +184,12 @@ async def get_files(session: AsyncSession, task_id: uuid.UUID, role: FileRole) -
     return [TaskFile(*row) for row in (await session.execute(query)).all()]
 
 
-async def get_artifact(session: AsyncSession, task_id: uuid.UUID, name: str) -> TaskFile | None:
+async def get_artifact(
+    session: AsyncSession, task_id: uuid.UUID, name: str, *, owner: str
+) -> TaskFile | None:
+    owned = select(Task.id).where(Task.id == task_id, Task.owner == owner)
     query = select(task_files.c.name, task_files.c.content_type, task_files.c.data).where(
-        task_files.c.task_id == task_id,
+        task_files.c.task_id.in_(owned),
         task_files.c.role == FileRole.ARTIFACT.value,
         task_files.c.name == name,
     )
@@ -192,33 +197,53 @@ async def get_artifact(session: AsyncSession, task_id: uuid.UUID, name: str) -> 
     return TaskFile(*row) if row else None
 
 
-async def find_by_idempotency_key(session: AsyncSession, key: str) -> Task | None:
+async def find_by_idempotency_key(session: AsyncSession, owner: str, key: str) -> Task | None:
     query = (
-        select(Task).where(Task.idempotency_key == key).execution_options(populate_existing=True)
+        select(Task)
+        .where(Task.owner == owner, Task.idempotency_key == key)
+        .execution_options(populate_existing=True)
     )
     return (await session.execute(query)).scalar_one_or_none()
 
 
-async def release_idempotency_key(session: AsyncSession, key: str, older_than: datetime) -> bool:
+async def release_idempotency_key(
+    session: AsyncSession, owner: str, key: str, older_than: datetime
+) -> bool:
     """Free a key whose task was created before `older_than`, for a new task to take."""
     statement = (
         update(Task)
-        .where(Task.idempotency_key == key, Task.created_at < older_than)
+        .where(Task.owner == owner, Task.idempotency_key == key, Task.created_at < older_than)
         .values(idempotency_key=None)
     )
     result: Any = await session.execute(statement)
     return bool(result.rowcount)
 
 
-async def get_task(session: AsyncSession, task_id: uuid.UUID) -> Task | None:
-    return await session.get(Task, task_id, populate_existing=True)
+async def get_task(session: AsyncSession, task_id: uuid.UUID, *, owner: str | None) -> Task | None:
+    """The task, if `owner` owns it; `owner=None` is for the service's own work (workers,
+    the sweeper), never for a caller."""
+    task = await session.get(Task, task_id, populate_existing=True)
+    if task is None or (owner is not None and task.owner != owner):
+        return None
+    return task
 
 
 async def list_tasks(
-    session: AsyncSession, *, limit: int, after: PageKey | None, status: TaskStatus | None
+    session: AsyncSession,
+    *,
+    owner: str,
+    limit: int,
+    after: PageKey | None,
+    status: TaskStatus | None,
 ) -> list[Task]:
-    """Newest first, by (created_at, id), so pages never skip or repeat a task."""
-    query = select(Task).order_by(Task.created_at.desc(), Task.id.desc()).limit(limit)
+    """The owner's tasks, newest first, by (created_at, id), so pages never skip or repeat
+    a task."""
+    query = (
+        select(Task)
+        .where(Task.owner == owner)
+        .order_by(Task.created_at.desc(), Task.id.desc())
+        .limit(limit)
+    )
     if status is not None:
         query = query.where(Task.status == status)
     if after is not None:
@@ -665,18 +690,25 @@ async def list_events(
     return [TaskEvent(**row) for row in rows]
 
 
-async def get_tasks(session: AsyncSession, task_ids: list[uuid.UUID]) -> list[Task]:
+async def get_tasks(session: AsyncSession, task_ids: list[uuid.UUID], *, owner: str) -> list[Task]:
     if not task_ids:
         return []
-    query = select(Task).where(Task.id.in_(task_ids)).execution_options(populate_existing=True)
+    query = (
+        select(Task)
+        .where(Task.id.in_(task_ids), Task.owner == owner)
+        .execution_options(populate_existing=True)
+    )
     return list((await session.scalars(query)).all())
 
 
-async def tasks_changed_since(session: AsyncSession, since: datetime, limit: int) -> list[Task]:
-    """Up to `limit` tasks changed at or after `since`, the most recently changed."""
+async def tasks_changed_since(
+    session: AsyncSession, since: datetime, limit: int, *, owner: str
+) -> list[Task]:
+    """Up to `limit` of the owner's tasks changed at or after `since`, the most recently
+    changed."""
     query = (
         select(Task)
-        .where(Task.updated_at >= since)
+        .where(Task.updated_at >= since, Task.owner == owner)
         .order_by(Task.updated_at.desc())
         .limit(limit)
         .execution_options(populate_existing=True)

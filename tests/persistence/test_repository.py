@@ -47,6 +47,7 @@ async def session(stack: Stack) -> AsyncIterator[AsyncSession]:
 
 async def new_task(session: AsyncSession, prompt: str = "p", **options: Any) -> Task:
     row = repository.NewTaskRow(
+        owner="tests",
         kind=TaskKind.TEXT_GENERATION,
         prompt=prompt,
         model="demo",
@@ -121,7 +122,7 @@ async def test_every_change_is_logged_once_and_replaying_the_log_gives_the_task(
     await repository.complete_task(session, task.id, 1, ", world")
 
     events = await repository.list_events(session, task.id, after=0)
-    stored = await repository.get_task(session, task.id)
+    stored = await repository.get_task(session, task.id, owner=None)
 
     assert stored is not None
     assert [event.sequence for event in events] == [1, 2, 3, 4, 5, 6]
@@ -167,7 +168,7 @@ async def test_the_log_of_a_long_finished_task_is_pruned_and_others_kept(
     assert pruned == 3
     assert await repository.list_events(session, old.id, after=0) == []
     assert len(await repository.list_events(session, running.id, after=0)) == 2
-    assert (await repository.get_task(session, old.id)).result == "done"  # type: ignore[union-attr]
+    assert (await repository.get_task(session, old.id, owner=None)).result == "done"  # type: ignore[union-attr]
 
 
 async def test_a_finished_task_cannot_change_again(session: AsyncSession) -> None:
@@ -179,7 +180,7 @@ async def test_a_finished_task_cannot_change_again(session: AsyncSession) -> Non
     assert await repository.fail_task(session, task.id, 1, "late failure") is None
     assert await output(session, task.id, 1, "late", 0.1) is None
     assert await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS) is None
-    stored = await repository.get_task(session, task.id)
+    stored = await repository.get_task(session, task.id, owner=None)
     assert stored is not None
     assert (stored.status, stored.result, stored.sequence) == (TaskStatus.COMPLETED, "first", 3)
 
@@ -289,8 +290,8 @@ async def test_input_files_and_artifacts_are_stored_with_the_task(session: Async
     ]
     assert finished.event.artifacts == finished.task.artifacts
     assert await repository.get_files(session, task.id, FileRole.INPUT) == [source]
-    assert await repository.get_artifact(session, task.id, artifact.name) == artifact
-    assert await repository.get_artifact(session, task.id, source.name) is None
+    assert await repository.get_artifact(session, task.id, artifact.name, owner="tests") == artifact
+    assert await repository.get_artifact(session, task.id, source.name, owner="tests") is None
 
 
 async def test_a_worker_that_lost_its_claim_stores_no_artifact(session: AsyncSession) -> None:
