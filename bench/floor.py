@@ -24,12 +24,14 @@ from redis.asyncio import Redis
 from graphql_app.settings import Settings
 from persistence.database import POOL_OVERFLOW, POOL_SIZE
 from persistence.models import EVENT_STATE_COLUMNS, QUEUED_STAGE, TaskKind, TaskPriority, TaskStatus
+from tasks.callers import DEVELOPMENT_CALLER
 
 APPLICATION_NAME = "aitasks-bench-floor"
 # Not a queue any worker reads: the messages only have to reach Redis.
 QUEUE_KEY = "aitasks:bench:floor-queue"
 TASK_COLUMNS = (
     "id",
+    "owner",
     "kind",
     "prompt",
     "model",
@@ -87,6 +89,7 @@ class Floor:
             row = await connection.fetchrow(
                 INSERT_TASK,
                 task_id,
+                DEVELOPMENT_CALLER,
                 TaskKind.TEXT_GENERATION.value,
                 prompt,
                 self._model,

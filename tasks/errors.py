@@ -22,6 +22,13 @@ class AitasksError(Exception):
         return {"code": self.code}
 
 
+class Unauthenticated(AitasksError):
+    code = "UNAUTHENTICATED"
+
+    def __init__(self) -> None:
+        super().__init__("An API key is needed for this operation.")
+
+
 class TaskNotFoundError(AitasksError):
     code = "NOT_FOUND"
 

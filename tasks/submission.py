@@ -38,6 +38,8 @@ CONTROL_RACE_TRIES = 3
 
 @dataclass(frozen=True)
 class NewTask:
+    # The caller creating it, who will own it.
+    owner: str
     prompt: str
     model: str | None
     kind: TaskKind
@@ -132,6 +134,7 @@ def validate(new_task: NewTask, settings: Settings) -> NewTaskRow:
     files = check_files(new_task.files, settings)
     params = check_params(new_task.kind, new_task.params, files, settings)
     return NewTaskRow(
+        owner=new_task.owner,
         kind=new_task.kind,
         prompt=new_task.prompt,
         model=model,
@@ -154,13 +157,15 @@ def _same_input(task: Task, row: NewTaskRow) -> bool:
 async def _task_for_key(uow: UnitOfWork, row: NewTaskRow, settings: Settings) -> Task | None:
     """The task an idempotency key already created, or None once the key is free again."""
     assert row.idempotency_key is not None
-    existing = await repository.find_by_idempotency_key(uow.session, row.idempotency_key)
+    existing = await repository.find_by_idempotency_key(uow.session, row.owner, row.idempotency_key)
     if existing is None:
         return None
     window = timedelta(hours=settings.idempotency_window_hours)
     oldest = await repository.database_now(uow.session) - window
     if existing.created_at < oldest:
-        await repository.release_idempotency_key(uow.session, row.idempotency_key, oldest)
+        await repository.release_idempotency_key(
+            uow.session, row.owner, row.idempotency_key, oldest
+        )
         return None
     if not _same_input(existing, row):
         raise InvalidInputError(
@@ -201,9 +206,8 @@ async def create_task(
     return task
 
 
-async def _load(uow: UnitOfWork, task_id: str) -> Task:
-    parsed = parse_task_id(task_id)
-    task = await repository.get_task(uow.session, parsed) if parsed else None
+async def _load(uow: UnitOfWork, task_id: str, owner: str) -> Task:
+    task = await find_task(uow.session, task_id, owner)
     if task is None:
         raise TaskNotFoundError(task_id)
     return task
@@ -214,13 +218,13 @@ def _announce(uow: UnitOfWork, dispatcher: Dispatcher, change: TaskChange) -> Ta
     return change.task
 
 
-async def cancel_task(uow: UnitOfWork, task_id: str, dispatcher: Dispatcher) -> Task:
+async def cancel_task(uow: UnitOfWork, task_id: str, dispatcher: Dispatcher, *, owner: str) -> Task:
     """Cancel a task: a PENDING one ends CANCELLED at once and never runs; a running one
     is stopped by its worker within a second and ends CANCELLED with its output so far.
     Cancelling a cancelled task changes nothing. Raises TaskNotFoundError, or
     TaskStateError for a task that already ended otherwise."""
     for _ in range(CONTROL_RACE_TRIES):
-        task = await _load(uow, task_id)
+        task = await _load(uow, task_id, owner)
         if task.status == TaskStatus.CANCELLED or task.cancel_requested_at is not None:
             return task
         if task.status.is_terminal:
@@ -235,13 +239,13 @@ async def cancel_task(uow: UnitOfWork, task_id: str, dispatcher: Dispatcher) -> 
                 uow.after_commit(partial(dispatcher.request_cancel, task.id))
         if change is not None:
             return _announce(uow, dispatcher, change)
-    return await _load(uow, task_id)
+    return await _load(uow, task_id, owner)
 
 
-async def retry_task(uow: UnitOfWork, task_id: str, dispatcher: Dispatcher) -> Task:
+async def retry_task(uow: UnitOfWork, task_id: str, dispatcher: Dispatcher, *, owner: str) -> Task:
     """Queue a FAILED or CANCELLED task again; its error history stays. Raises
     TaskNotFoundError, or TaskStateError for a task in any other status."""
-    task = await _load(uow, task_id)
+    task = await _load(uow, task_id, owner)
     change = await repository.retry_task(uow.session, task.id)
     if change is None:
         raise TaskStateError(
@@ -259,21 +263,26 @@ def parse_task_id(task_id: str) -> uuid.UUID | None:
         return None
 
 
-async def find_task(session: AsyncSession, task_id: str) -> Task | None:
-    """The task with this id, or None for an id that is unknown or not a task id at all."""
+async def find_task(session: AsyncSession, task_id: str, owner: str) -> Task | None:
+    """The owner's task with this id, or None for an id that is unknown, another caller's,
+    or not a task id at all: the three look the same to a caller."""
     parsed = parse_task_id(task_id)
-    return await repository.get_task(session, parsed) if parsed else None
+    return await repository.get_task(session, parsed, owner=owner) if parsed else None
 
 
-async def find_artifact(session: AsyncSession, task_id: str, name: str) -> TaskFile | None:
-    """An artifact of a task, or None for an unknown task id or artifact name."""
+async def find_artifact(
+    session: AsyncSession, task_id: str, name: str, owner: str
+) -> TaskFile | None:
+    """An artifact of the owner's task, or None for an unknown (or another caller's) task
+    id or artifact name."""
     parsed = parse_task_id(task_id)
-    return await repository.get_artifact(session, parsed, name) if parsed else None
+    return await repository.get_artifact(session, parsed, name, owner=owner) if parsed else None
 
 
 async def list_tasks(
     session: AsyncSession,
     *,
+    owner: str,
     first: int,
     after: PageKey | None,
     status: TaskStatus | None,
@@ -284,5 +293,7 @@ async def list_tasks(
         raise InvalidInputError(
             "first", f"`first` must be between 1 and {settings.page_size_max}, not {first}."
         )
-    tasks = await repository.list_tasks(session, limit=first + 1, after=after, status=status)
+    tasks = await repository.list_tasks(
+        session, owner=owner, limit=first + 1, after=after, status=status
+    )
     return tasks[:first], len(tasks) > first

@@ -54,17 +54,18 @@ def _applied(task: Task, events: Iterable[TaskEvent]) -> list[Update]:
     return updates
 
 
-async def _load(sessionmaker: Sessionmaker, task_id: uuid.UUID) -> Task | None:
+async def _load(sessionmaker: Sessionmaker, task_id: uuid.UUID, owner: str) -> Task | None:
     # A short session per read: a subscription may last hours and must not hold a connection.
     async with sessionmaker() as session:
-        return await repository.get_task(session, task_id)
+        return await repository.get_task(session, task_id, owner=owner)
 
 
 async def _changes_since(sessionmaker: Sessionmaker, task: Task) -> list[Update]:
     """Every change of `task` after the state given, from the log."""
     async with sessionmaker() as session:
         # The row first: every change up to its sequence is then in the log.
-        current = await repository.get_task(session, task.id)
+        # A task already followed: its owner was checked when following began.
+        current = await repository.get_task(session, task.id, owner=None)
         if current is None or current.sequence <= task.sequence:
             return []
         events = await repository.list_events(
@@ -121,18 +122,24 @@ class Follower:
 
 
 async def watch_task(
-    sessionmaker: Sessionmaker, hub: TaskEventHub, task_id: str, *, after: int | None = None
+    sessionmaker: Sessionmaker,
+    hub: TaskEventHub,
+    task_id: str,
+    *,
+    owner: str,
+    after: int | None = None,
 ) -> AsyncIterator[Update]:
-    """The task as it is, then each change in order, ending after a terminal state.
+    """The owner's task as it is, then each change in order, ending after a terminal
+    state.
 
     With `after`, exactly the changes with a greater sequence, then live ones. Raises
-    TaskNotFoundError for an unknown id.
+    TaskNotFoundError for an unknown id or another caller's task.
     """
     parsed = parse_task_id(task_id)
     if parsed is None:
         raise TaskNotFoundError(task_id)
     with hub.listen(parsed) as listener:
-        current = await _load(sessionmaker, parsed)
+        current = await _load(sessionmaker, parsed, owner)
         if current is None:
             raise TaskNotFoundError(task_id)
         if after is None:
@@ -154,13 +161,23 @@ async def watch_task(
 class _Feed:
     """The changes of many tasks for one subscriber, each task in order."""
 
-    def __init__(self, sessionmaker: Sessionmaker) -> None:
+    def __init__(self, sessionmaker: Sessionmaker, owner: str) -> None:
         self._sessionmaker = sessionmaker
+        self._owner = owner
         self._followers: dict[uuid.UUID, Follower] = {}
         self._finished: OrderedDict[uuid.UUID, int] = OrderedDict()
+        # Other callers' tasks whose events this feed has heard, so as not to look them
+        # up again on each change.
+        self._foreign: OrderedDict[uuid.UUID, None] = OrderedDict()
 
     def _seen(self, task_id: uuid.UUID, sequence: int) -> bool:
-        return self._finished.get(task_id, 0) >= sequence
+        return task_id in self._foreign or self._finished.get(task_id, 0) >= sequence
+
+    def _remember_foreign(self, task_ids: Iterable[uuid.UUID]) -> None:
+        for task_id in task_ids:
+            self._foreign[task_id] = None
+            if len(self._foreign) > FEED_FINISHED_MEMORY:
+                self._foreign.popitem(last=False)
 
     def _after(self, updates: list[Update]) -> list[Update]:
         """Forget tasks that ended, but remember their last sequence for a while."""
@@ -190,7 +207,9 @@ class _Feed:
         new = [task_id for task_id in by_task if task_id not in self._followers]
         if new:
             async with self._sessionmaker() as session:
-                updates += self._start_following(await repository.get_tasks(session, new))
+                owned = await repository.get_tasks(session, new, owner=self._owner)
+            updates += self._start_following(owned)
+            self._remember_foreign(set(new) - {task.id for task in owned})
         for task_id, task_events in by_task.items():
             if task_id not in new:
                 updates += await self._followers[task_id].advance(self._sessionmaker, task_events)
@@ -200,7 +219,7 @@ class _Feed:
         """Everything changed since the last check, known tasks from the log."""
         async with self._sessionmaker() as session:
             changed = await repository.tasks_changed_since(
-                session, since - FEED_RESYNC_MARGIN, FEED_RESYNC_LIMIT
+                session, since - FEED_RESYNC_MARGIN, FEED_RESYNC_LIMIT, owner=self._owner
             )
         updates = self._start_following(task for task in changed if task.id not in self._followers)
         for task in changed:
@@ -214,17 +233,18 @@ async def watch_tasks(
     sessionmaker: Sessionmaker,
     hub: TaskEventHub,
     *,
+    owner: str,
     statuses: frozenset[TaskStatus] | None,
     resync_seconds: float,
 ) -> AsyncIterator[Update]:
-    """Changes of every task from now on, each task's in order without gaps; a task's
-    first update is its whole state. With `statuses`, only updates in one of them.
+    """Changes of every task of `owner` from now on, each task's in order without gaps; a
+    task's first update is its whole state. With `statuses`, only updates in one of them.
 
     Every `resync_seconds`, and whenever a message may have been missed, the feed also
     reads back the tasks changed since its last check: a change whose message never went
     out (its worker died right after the commit) still reaches the feed.
     """
-    feed = _Feed(sessionmaker)
+    feed = _Feed(sessionmaker, owner)
     clock = asyncio.get_running_loop().time
     with hub.listen() as listener:
         since = await _database_now(sessionmaker)
