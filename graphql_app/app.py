@@ -13,21 +13,34 @@ import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import FastAPI
 from redis.asyncio import Redis
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from graphql_app.artifacts import download_artifact
+from graphql_app.auth import (
+    authenticate,
+    key_of_connection,
+    key_of_request,
+    login,
+    login_page,
+    unauthenticated,
+)
 from graphql_app.limits import BodySizeLimit
 from graphql_app.settings import Settings, get_settings
 from persistence.database import create_engine, create_sessionmaker
 from persistence.events import TaskEventHub
 from schema import schema
 from schema.context import Context, Services
+from tasks.callers import DEVELOPMENT_CALLER, KeyChecker
 from tasks.dispatch import Dispatcher
 
 logger = logging.getLogger(__name__)
@@ -45,6 +58,19 @@ MULTIPART_REFUSED = (
     "A multipart (file upload) request needs the header `GraphQL-Require-Preflight: 1` "
     "(or `Apollo-Require-Preflight: true`), so that a form on another site cannot send one."
 )
+
+
+# Where the HTTP gate leaves the caller for the operation's context.
+CALLER_STATE = "aitasks_caller"
+
+
+def _asks_for_graphiql(scope: Scope) -> bool:
+    """A browser's GET for the GraphiQL page itself (no operation), served to anyone:
+    the operations it then sends carry the login cookie."""
+    if scope["method"] != "GET" or b"query=" in scope.get("query_string", b""):
+        return False
+    accept = Headers(scope=scope).get("accept", "")
+    return "text/html" in accept
 
 
 class GraphQLApp(GraphQL[Context, None]):
@@ -84,9 +110,32 @@ class GraphQLApp(GraphQL[Context, None]):
         # field is wrong.
         return orjson.dumps(data).decode()
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not _asks_for_graphiql(scope):
+            services: Services = scope["app"].state.services
+            key = key_of_request(Headers(scope=scope))
+            caller = await authenticate(services, key)
+            if caller is None:
+                await unauthenticated()(scope, receive, send)
+                return
+            scope.setdefault("state", {})[CALLER_STATE] = caller
+        await super().__call__(scope, receive, send)
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services
-        return Context(services=services, request=request, response=response)
+        caller = getattr(request.state, CALLER_STATE, None)
+        return Context(services=services, request=request, response=response, caller=caller)
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Check the key in `connection_init` (or the handshake's cookie, for GraphiQL);
+        a missing or bad one closes the socket with 4403 before any subscription."""
+        key = key_of_connection(context.connection_params) or key_of_request(
+            context.request.headers
+        )
+        context.caller = await authenticate(context.services, key)
+        if context.caller is None:
+            raise ConnectionRejectionError
+        return UNSET
 
 
 @asynccontextmanager
@@ -120,6 +169,7 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
             ),
             hub=hub,
             dispatcher=Dispatcher(commands),
+            keys=KeyChecker(sessionmaker, settings.auth_cache_seconds),
         )
     finally:
         await hub.close()
@@ -143,6 +193,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with _services(settings) as services:
             app.state.services = services
+            if not settings.auth:
+                logger.warning(
+                    "AUTHENTICATION IS OFF (AITASKS_AUTH=off): anyone who can reach this "
+                    "API acts as the caller %r. Development only.",
+                    DEVELOPMENT_CALLER,
+                )
             _freeze_startup_objects()
             yield
 
@@ -161,6 +217,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(
         Route("/tasks/{task_id}/artifacts/{name}", download_artifact, methods=["GET"])
     )
+    app.router.routes.append(Route("/login", login_page, methods=["GET"]))
+    app.router.routes.append(Route("/login", login, methods=["POST"]))
     app.add_middleware(BodySizeLimit, max_bytes=settings.request_max_bytes)
 
     @app.get("/healthz", include_in_schema=False)

@@ -7,6 +7,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from graphql_app.auth import authenticate, key_of_request, unauthenticated
 from persistence.models import FILE_NAME_MAX_CHARS
 from schema.context import Services
 from tasks import submission
@@ -27,12 +28,15 @@ def _disposition(name: str, content_type: str) -> str:
 async def download_artifact(request: Request) -> Response:
     """The artifact's bytes, or 404 for an unknown task or name."""
     services: Services = request.app.state.services
+    caller = await authenticate(services, key_of_request(request.headers))
+    if caller is None:
+        return unauthenticated()
     task_id, name = request.path_params["task_id"], request.path_params["name"]
     artifact = None
     # A name no artifact can have (a NUL, too long) is not worth a query.
     if "\x00" not in name and len(name) <= FILE_NAME_MAX_CHARS:
         async with services.sessionmaker() as session:
-            artifact = await submission.find_artifact(session, task_id, name)
+            artifact = await submission.find_artifact(session, task_id, name, caller.name)
     if artifact is None:
         return JSONResponse(
             {"error": f"Task {task_id!r} has no artifact named {name!r}."}, status_code=404

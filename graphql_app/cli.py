@@ -109,5 +109,56 @@ def migrate() -> None:
     click.echo("aitasks: database is up to date")
 
 
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys. Without AITASKS_DATABASE_URL they go to the
+    embedded database `aitasks run` uses."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="Who the key is for; keys with one name share tasks.")
+def create_key(name: str) -> None:
+    """Make a key and print it (once: only its digest is stored)."""
+    from graphql_app import keys_cli
+    from tasks.errors import InvalidInputError
+
+    with keys_cli.database(_settings()) as database_url:
+        try:
+            made = keys_cli.new_key(database_url, name)
+        except InvalidInputError as error:
+            raise click.ClickException(error.message) from None
+    click.echo(made.key)
+    click.echo(
+        f"aitasks: key {made.stored.id} for {name!r} created. Keep it now: it is not shown "
+        "again. Send it as `Authorization: Bearer <key>`.",
+        err=True,
+    )
+
+
+@keys.command("list")
+def list_keys() -> None:
+    """Every key: id, first characters, name, when created, whether revoked."""
+    from graphql_app import keys_cli
+
+    with keys_cli.database(_settings()) as database_url:
+        for key in keys_cli.all_keys(database_url):
+            click.echo(keys_cli.describe(key))
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def revoke_key(key_id: str) -> None:
+    """Revoke a key, by the id or the first characters `keys list` shows. Running APIs
+    refuse it within AITASKS_AUTH_CACHE_SECONDS."""
+    from graphql_app import keys_cli
+
+    with keys_cli.database(_settings()) as database_url:
+        revoked = keys_cli.revoke(database_url, key_id)
+    if not revoked:
+        raise click.ClickException(f"No active key has the id or prefix {key_id!r}.")
+    for key in revoked:
+        click.echo(f"revoked: {keys_cli.describe(key)}")
+
+
 if __name__ == "__main__":
     main()

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     graphiql: bool | None = None
+    # Callers must send an API key. Off (AITASKS_AUTH=off) only in development: every
+    # request then acts as one caller, "development".
+    auth: bool = True
+    # A key's check is remembered this long, so a busy client costs no query per request;
+    # a revoked key stops working within it.
+    auth_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
     # FastAPI's built-in OpenTelemetry tracing, metrics and logs. Off unless asked for:
     # with no exporter configured it only costs time (about 5% of a create in a py-spy
     # profile; not separable from noise in the create benchmark).
@@ -228,6 +234,11 @@ def _problems(settings: Settings) -> list[str]:
     if settings.retry_backoff_seconds > settings.retry_backoff_max_seconds:
         problems.append(
             "AITASKS_RETRY_BACKOFF_SECONDS must not exceed AITASKS_RETRY_BACKOFF_MAX_SECONDS."
+        )
+    if not settings.auth and settings.env == "production":
+        problems.append(
+            "AITASKS_AUTH=off is allowed only in development: in production every caller "
+            "needs an API key (create one with `aitasks keys create --name NAME`)."
         )
     if settings.inline_file_max_bytes > settings.file_max_bytes:
         problems.append(

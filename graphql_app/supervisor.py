@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from graphql_app import embedded
+from graphql_app import embedded, keys_cli
 from graphql_app.settings import DEMO_MODEL, Settings, export_service_urls
 from persistence import admin
 from persistence.migrate import upgrade_to_head
@@ -115,11 +115,19 @@ def _wait_for_api(settings: Settings, api: Child) -> None:
     raise StartupFailed(f"the API did not answer on {url} within {API_START_TIMEOUT_SECONDS:g} s")
 
 
-def _banner(settings: Settings) -> None:
+def _banner(settings: Settings, key: str | None) -> None:
     base = f"http://{settings.host}:{settings.port}"
     model = settings.effective_default_model
     note = " (offline: set OPENAI_API_KEY for a real model)" if model == DEMO_MODEL else ""
     _say(f"ready. GraphiQL: {base}/graphql")
+    if key is None:
+        _say("AUTHENTICATION IS OFF (AITASKS_AUTH=off): anyone who can reach the API uses it")
+    else:
+        _say(f"API key (development): {key}")
+        _say(
+            f"  log in to GraphiQL with it at {base}/login; "
+            "clients send 'Authorization: Bearer <key>'"
+        )
     _say(f"default model: {model}{note}")
     _say("press Ctrl-C to stop everything")
 
@@ -147,11 +155,12 @@ def run(settings: Settings) -> int:
             export_service_urls(database_url, redis_url)
             _say("migrating the database")
             upgrade_to_head(database_url)
+            key = keys_cli.development_key(database_url, settings) if settings.auth else None
             children.extend(_spawn_workers())
             children.append(_spawn("API", "api"))
             try:
                 _wait_for_api(settings, children[-1])
-                _banner(settings)
+                _banner(settings, key)
                 _watch(children)
             finally:
                 _say("stopping")

@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from graphql_app.settings import Settings
 from persistence.events import TaskEventHub
 from persistence.unit_of_work import UnitOfWork, unit_of_work
+from tasks.callers import Caller, KeyChecker
 from tasks.dispatch import Dispatcher
+from tasks.errors import Unauthenticated
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Services:
     autocommit_sessionmaker: async_sessionmaker[AsyncSession]
     hub: TaskEventHub
     dispatcher: Dispatcher
+    keys: KeyChecker
 
 
 @dataclass
@@ -33,6 +36,18 @@ class Context:
     services: Services
     request: Any
     response: Any
+    # Who is calling: set before any operation runs (a request without a valid key never
+    # reaches one).
+    caller: Caller | None = None
+    # What a WebSocket client sent in `connection_init`.
+    connection_params: Any = None
+
+    @property
+    def owner(self) -> str:
+        """The caller's name, which owns the tasks it creates and is all it may see."""
+        if self.caller is None:
+            raise Unauthenticated
+        return self.caller.name
 
     @property
     def settings(self) -> Settings:

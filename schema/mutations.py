@@ -53,6 +53,7 @@ class Mutation:
     ) -> CreateTaskResult:
         settings = info.context.settings
         new_task = submission.NewTask(
+            owner=info.context.owner,
             prompt=input.prompt,
             params=input.params,
             files=tuple([await _new_file(file, settings) for file in input.files]),
@@ -88,7 +89,9 @@ class Mutation:
     ) -> TaskControlResult:
         try:
             async with info.context.unit_of_work() as uow:
-                task = await submission.cancel_task(uow, str(id), info.context.services.dispatcher)
+                task = await submission.cancel_task(
+                    uow, str(id), info.context.services.dispatcher, owner=info.context.owner
+                )
         except (TaskNotFoundError, TaskStateProblem) as error:
             return _control_error(id, error)
         return Task.from_model(task)
@@ -104,7 +107,9 @@ class Mutation:
         services = info.context.services
         try:
             async with info.context.unit_of_work() as uow:
-                task = await submission.retry_task(uow, str(id), services.dispatcher)
+                task = await submission.retry_task(
+                    uow, str(id), services.dispatcher, owner=info.context.owner
+                )
         except (TaskNotFoundError, TaskStateProblem) as error:
             return _control_error(id, error)
         return Task.from_model(task)

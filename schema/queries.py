@@ -17,7 +17,7 @@ class Query:
     @strawberry.field(description="The task with this id; null when there is none.")
     async def task(self, info: strawberry.Info[Context, None], id: strawberry.ID) -> Task | None:
         async with info.context.unit_of_work() as uow:
-            task = await submission.find_task(uow.session, str(id))
+            task = await submission.find_task(uow.session, str(id), info.context.owner)
         return Task.from_model(task) if task else None
 
     @strawberry.field(description="Tasks, newest first, optionally only those in one status.")
@@ -32,6 +32,7 @@ class Query:
         async with info.context.unit_of_work() as uow:
             tasks, has_next = await submission.list_tasks(
                 uow.session,
+                owner=info.context.owner,
                 first=DEFAULT_PAGE_SIZE if first is None else first,
                 after=page_key,
                 status=status,

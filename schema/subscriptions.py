@@ -23,7 +23,10 @@ class Subscription:
         self, info: strawberry.Info[Context, None], id: strawberry.ID, after: int | None = None
     ) -> AsyncGenerator[TaskUpdate, None]:
         services = info.context.services
-        async for update in watch_task(services.sessionmaker, services.hub, str(id), after=after):
+        updates = watch_task(
+            services.sessionmaker, services.hub, str(id), owner=info.context.owner, after=after
+        )
+        async for update in updates:
             yield TaskUpdate.from_update(update)
 
     @strawberry.subscription(
@@ -38,6 +41,7 @@ class Subscription:
         updates = watch_tasks(
             services.sessionmaker,
             services.hub,
+            owner=info.context.owner,
             statuses=frozenset(status) if status else None,
             resync_seconds=services.settings.subscription_resync_seconds,
         )
