@@ -20,6 +20,9 @@ START_TIMEOUT_SECONDS = 120
 STOP_TIMEOUT_SECONDS = 40
 
 
+KEY_LINE = "API key (development):"
+
+
 def leftovers(session_id: int, data_dir: Path) -> list[str]:
     """Processes of the `make run` session, or working on its data (the embedded Redis
     runs in its data folder, which names no path on its command line)."""
@@ -64,13 +67,14 @@ def test_make_run_serves_a_task_and_ctrl_c_leaves_nothing_running(tmp_path: Path
     reader.start()
     try:
         wait_until(
-            lambda: any("ready. GraphiQL" in line for line in output) or make.poll() is not None,
+            lambda: any(KEY_LINE in line for line in output) or make.poll() is not None,
             START_TIMEOUT_SECONDS,
-            "make run to print the GraphiQL URL",
+            "make run to print the GraphiQL URL and a development key",
         )
         assert make.poll() is None, "".join(output)
         assert f"http://127.0.0.1:{port}/graphql" in "".join(output)
-        stack = Stack("", "", env, tmp_path, api_url=f"http://127.0.0.1:{port}")
+        key = next(line for line in output if KEY_LINE in line).split(KEY_LINE)[1].strip()
+        stack = Stack("", "", env, tmp_path, api_url=f"http://127.0.0.1:{port}", key=key)
 
         task = create_task(stack, prompt="Hello from make run")
         final = poll_until_finished(stack, task["id"])

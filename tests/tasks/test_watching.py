@@ -21,6 +21,7 @@ from persistence.events import TaskEventHub, publish
 from persistence.models import Task, TaskChange
 from persistence.unit_of_work import unit_of_work
 from tasks import watching
+from tasks.callers import DEVELOPMENT_CALLER
 from tasks.watching import Update, watch_task
 from tests.fixtures.stack import Stack
 from tests.fixtures.tasks import new_row
@@ -112,14 +113,16 @@ async def test_a_change_committed_just_before_the_snapshot_is_delivered_once(
     task = await services.new_task()
     read_snapshot = watching._load
 
-    async def change_then_read(sessionmaker: object, task_id: uuid.UUID) -> Task | None:
+    async def change_then_read(sessionmaker: object, task_id: uuid.UUID, owner: str) -> Task | None:
         # Subscribed already: the claim's message reaches the subscriber AND the claim is
         # in the snapshot. It must not be delivered twice.
         await services.change(claim(task.id))
-        return await read_snapshot(services.sessionmaker, task_id)
+        return await read_snapshot(services.sessionmaker, task_id, owner)
 
     monkeypatch.setattr(watching, "_load", change_then_read)
-    updates = watch_task(services.sessionmaker, services.hub, str(task.id))
+    updates = watch_task(
+        services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER
+    )
     first = await anext(updates)
     await services.change(output(task.id, "Hello"))
     await services.change(complete(task.id, ", world"))
@@ -135,14 +138,16 @@ async def test_a_change_committed_just_after_the_snapshot_is_delivered_once(
     task = await services.new_task()
     read_snapshot = watching._load
 
-    async def read_then_change(sessionmaker: object, task_id: uuid.UUID) -> Task | None:
+    async def read_then_change(sessionmaker: object, task_id: uuid.UUID, owner: str) -> Task | None:
         # The snapshot misses the claim; its message arrives before the live feed starts.
-        snapshot = await read_snapshot(services.sessionmaker, task_id)
+        snapshot = await read_snapshot(services.sessionmaker, task_id, owner)
         await services.change(claim(task.id))
         return snapshot
 
     monkeypatch.setattr(watching, "_load", read_then_change)
-    updates = watch_task(services.sessionmaker, services.hub, str(task.id))
+    updates = watch_task(
+        services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER
+    )
     first = await anext(updates)
     await services.change(complete(task.id, "done"))
 
@@ -155,7 +160,9 @@ async def test_changes_whose_messages_were_lost_are_caught_up_from_the_log(
     services: Services,
 ) -> None:
     task = await services.new_task()
-    updates = watch_task(services.sessionmaker, services.hub, str(task.id))
+    updates = watch_task(
+        services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER
+    )
     await anext(updates)
 
     for make in (claim(task.id), output(task.id, "a"), output(task.id, "b")):
@@ -172,7 +179,9 @@ async def test_the_audit_wakes_a_subscriber_whose_last_change_was_never_publishe
     services: Services,
 ) -> None:
     task = await services.new_task()
-    updates = watch_task(services.sessionmaker, services.hub, str(task.id))
+    updates = watch_task(
+        services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER
+    )
     await anext(updates)
     await services.change(claim(task.id))
     # The worker dies between its commit and its publish: no message will ever come.
@@ -189,7 +198,9 @@ async def test_the_audit_wakes_a_subscriber_whose_last_change_was_never_publishe
 
 async def test_a_subscriber_that_fell_behind_catches_up_in_order(services: Services) -> None:
     task = await services.new_task()
-    updates = watch_task(services.sessionmaker, services.hub, str(task.id))
+    updates = watch_task(
+        services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER
+    )
     await anext(updates)
     await services.change(claim(task.id))
     # Nobody reads the subscription meanwhile: far more than its buffer of 4 piles up.
@@ -213,11 +224,19 @@ async def test_resuming_after_any_sequence_gives_exactly_the_later_changes(
 
     for after in range(0, 6):
         resumed = await rest_of(
-            watch_task(services.sessionmaker, services.hub, str(task.id), after=after)
+            watch_task(
+                services.sessionmaker,
+                services.hub,
+                str(task.id),
+                owner=DEVELOPMENT_CALLER,
+                after=after,
+            )
         )
         assert sequences(resumed) == list(range(after + 1, 6)), after
     everything = await rest_of(
-        watch_task(services.sessionmaker, services.hub, str(task.id), after=0)
+        watch_task(
+            services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER, after=0
+        )
     )
     assert everything[0].task.status == "PENDING" and everything[0].task.result is None
     assert deltas(everything) == "one two three" == everything[-1].task.result
@@ -240,7 +259,11 @@ async def test_resuming_a_task_whose_log_was_pruned_gives_its_final_state(
         )
     assert pruned == 3
 
-    resumed = await rest_of(watch_task(services.sessionmaker, services.hub, str(task.id), after=1))
+    resumed = await rest_of(
+        watch_task(
+            services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER, after=1
+        )
+    )
 
     assert sequences(resumed) == [3]
     assert resumed[0].task.result == "long ago"
