@@ -38,7 +38,7 @@ from graphql_app.limits import BodySizeLimit
 from graphql_app.settings import Settings, get_settings
 from persistence.database import create_engine, create_sessionmaker
 from persistence.events import TaskEventHub
-from schema import schema
+from schema import QueryLimits, build_schema
 from schema.context import Context, Services
 from tasks.callers import DEVELOPMENT_CALLER, KeyChecker
 from tasks.dispatch import Dispatcher
@@ -46,8 +46,6 @@ from tasks.dispatch import Dispatcher
 logger = logging.getLogger(__name__)
 
 APPLICATION_NAME = "aitasks-api"
-# A client that opens a WebSocket but never says connection_init is closed after this.
-CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
 
 
 # A multipart request is one a browser form on any site may send without asking: it is
@@ -77,11 +75,20 @@ class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app, mounted directly: it serves well above FastAPI's router."""
 
     def __init__(self, settings: Settings) -> None:
+        limits = QueryLimits(
+            max_depth=settings.query_max_depth,
+            max_tokens=settings.query_max_tokens,
+            max_aliases=settings.query_max_aliases,
+            introspection=settings.introspection_enabled,
+        )
         super().__init__(
-            schema,
+            build_schema(limits),
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-            connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+            connection_init_wait_timeout=timedelta(
+                seconds=settings.ws_connection_init_timeout_seconds
+            ),
+            max_subscriptions_per_connection=settings.ws_subscriptions_max,
             multipart_uploads_enabled=True,
         )
 

@@ -42,6 +42,16 @@ class Settings(BaseSettings):
     # Callers must send an API key. Off (AITASKS_AUTH=off) only in development: every
     # request then acts as one caller, "development".
     auth: bool = True
+    # What one GraphQL document may ask for (see schema/limits.py for why these values).
+    query_max_depth: int = Field(default=10, ge=2, le=100)
+    query_max_tokens: int = Field(default=2_000, ge=100, le=100_000)
+    query_max_aliases: int = Field(default=30, ge=0, le=10_000)
+    # Schema introspection; unset means on in development and off in production.
+    introspection: bool | None = None
+    # Subscriptions one WebSocket may hold at once, and how long a client may take to
+    # send `connection_init` after opening one (then it is closed with 4408).
+    ws_subscriptions_max: int = Field(default=100, ge=1, le=10_000)
+    ws_connection_init_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # A key's check is remembered this long, so a busy client costs no query per request;
     # a revoked key stops working within it.
     auth_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
@@ -176,6 +186,10 @@ class Settings(BaseSettings):
         Half the visibility timeout at most, so the broker never hands a waiting message
         out twice."""
         return min(2 * self.sweep_interval_seconds, self.visibility_timeout_seconds / 2)
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else self.env == "development"
 
     @property
     def graphiql_enabled(self) -> bool:

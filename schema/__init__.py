@@ -7,6 +7,7 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 
 from schema.errors import log_unexpected, mask_errors
+from schema.limits import QueryLimits, limit_extensions
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.subscriptions import Subscription
@@ -17,13 +18,20 @@ class Schema(strawberry.Schema):
         log_unexpected(errors)
 
 
-schema = Schema(
-    query=Query,
-    mutation=Mutation,
-    subscription=Subscription,
-    # Parsing and validating a document cost more than running a small operation;
-    # clients send the same few documents again and again.
-    extensions=[ParserCache, ValidationCache, mask_errors()],
-)
+def build_schema(limits: QueryLimits) -> Schema:
+    """The schema, holding every document to `limits`."""
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        # The limits come first: a document over them is refused before it costs more.
+        # Parsing and validating a document cost more than running a small operation;
+        # clients send the same few documents again and again, hence the caches.
+        extensions=[*limit_extensions(limits), ParserCache, ValidationCache, mask_errors()],
+    )
 
-__all__ = ["schema"]
+
+# With the default limits: what `make schema` exports (the limits change no type).
+schema = build_schema(QueryLimits())
+
+__all__ = ["QueryLimits", "build_schema", "schema"]

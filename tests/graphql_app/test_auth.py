@@ -34,6 +34,8 @@ from tests.fixtures.stack import Stack, wait_until
 pytestmark = pytest.mark.anyio
 LIST_TASKS = f"query List {{ tasks(first: 100) {{ edges {{ node {{ {TASK_FIELDS} }} }} }} }}"
 FINISH_SECONDS = 45.0
+INIT_TIMEOUT_SECONDS = 1
+SUBSCRIPTIONS_MAX = 3
 
 
 @dataclass
@@ -61,7 +63,12 @@ def new_key(stack: Stack, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def secured(make_stack: Callable[..., Stack]) -> Secured:
-    stack = make_stack(AITASKS_AUTH="on", AITASKS_AUTH_CACHE_SECONDS="0")
+    stack = make_stack(
+        AITASKS_AUTH="on",
+        AITASKS_AUTH_CACHE_SECONDS="0",
+        AITASKS_WS_CONNECTION_INIT_TIMEOUT_SECONDS=str(INIT_TIMEOUT_SECONDS),
+        AITASKS_WS_SUBSCRIPTIONS_MAX=str(SUBSCRIPTIONS_MAX),
+    )
     stack.start_worker()
     stack.start_api()
     revoked = new_key(stack, "carol")
@@ -344,3 +351,55 @@ def test_the_login_page_refuses_an_unknown_key(secured: Secured) -> None:
     assert refused.status_code == 401
     assert "unknown or revoked" in refused.text
     assert "set-cookie" not in refused.headers
+
+
+async def closed_with(ws: Any) -> int:
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            await asyncio.wait_for(ws.recv(), 10)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
+def connect(stack: Stack) -> Any:
+    return websockets.connect(stack.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")])
+
+
+async def test_a_websocket_that_never_says_connection_init_is_closed_with_4408(
+    secured: Secured,
+) -> None:
+    async with connect(secured.stack) as ws:
+        assert await closed_with(ws) == 4408
+
+
+async def test_subscribing_before_the_ack_is_closed_with_4401(secured: Secured) -> None:
+    async with connect(secured.stack) as ws:
+        payload = {"query": TASK_UPDATES, "variables": {}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        assert await closed_with(ws) == 4401
+
+
+async def test_a_second_connection_init_is_closed_with_4429(secured: Secured) -> None:
+    init = json.dumps({"type": "connection_init", "payload": {"apiKey": secured.alice}})
+    async with connect(secured.stack) as ws:
+        await ws.send(init)
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(init)
+        assert await closed_with(ws) == 4429
+
+
+async def test_subscriptions_past_the_limit_of_a_connection_are_refused(
+    secured: Secured,
+) -> None:
+    async with connect(secured.stack) as ws:
+        init = {"type": "connection_init", "payload": {"apiKey": secured.alice}}
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": TASK_UPDATES, "variables": {}}
+        for index in range(SUBSCRIPTIONS_MAX + 1):
+            message = {"id": str(index), "type": "subscribe", "payload": payload}
+            await ws.send(json.dumps(message))
+        refused = json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+    assert refused["type"] == "error" and refused["id"] == str(SUBSCRIPTIONS_MAX)
+    assert "Subscription limit reached" in refused["payload"][0]["message"]
