@@ -94,6 +94,10 @@ class Stack:
                 # The load agents send no API key: the figures leave out one cached key
                 # check per request.
                 "AITASKS_AUTH": "off",
+                # Nor the per-caller limits: the load comes from one caller by design.
+                "AITASKS_REQUESTS_PER_MINUTE": "0",
+                "AITASKS_CREATES_PER_MINUTE": "0",
+                "AITASKS_UNFINISHED_TASKS_MAX": "0",
                 **settings,
             }
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -32,6 +33,7 @@ from graphql_app.auth import (
     key_of_request,
     login,
     login_page,
+    rate_limited,
     unauthenticated,
 )
 from graphql_app.limits import BodySizeLimit
@@ -42,6 +44,7 @@ from schema import QueryLimits, build_schema
 from schema.context import Context, Services
 from tasks.callers import DEVELOPMENT_CALLER, KeyChecker
 from tasks.dispatch import Dispatcher
+from tasks.limits import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +61,10 @@ MULTIPART_REFUSED = (
 )
 
 
-# Where the HTTP gate leaves the caller for the operation's context.
+# Where the HTTP gate leaves the caller for the operation's context, and where a
+# WebSocket's connection records whose socket it is.
 CALLER_STATE = "aitasks_caller"
+SOCKET_OWNER_STATE = "aitasks_socket_owner"
 
 
 def _asks_for_graphiql(scope: Scope) -> bool:
@@ -91,6 +96,9 @@ class GraphQLApp(GraphQL[Context, None]):
             max_subscriptions_per_connection=settings.ws_subscriptions_max,
             multipart_uploads_enabled=True,
         )
+        self._max_sockets = settings.ws_connections_max_per_key
+        # Open WebSockets per caller on this process.
+        self._sockets: Counter[str] = Counter()
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -125,8 +133,23 @@ class GraphQLApp(GraphQL[Context, None]):
             if caller is None:
                 await unauthenticated()(scope, receive, send)
                 return
+            wait = await services.limiter.retry_after(
+                caller.name, "requests", services.settings.requests_per_minute
+            )
+            if wait is not None:
+                await rate_limited(wait, "requests", "AITASKS_REQUESTS_PER_MINUTE")(
+                    scope, receive, send
+                )
+                return
             scope.setdefault("state", {})[CALLER_STATE] = caller
-        await super().__call__(scope, receive, send)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            owner = scope.get("state", {}).pop(SOCKET_OWNER_STATE, None)
+            if owner is not None:
+                self._sockets[owner] -= 1
+                if self._sockets[owner] <= 0:
+                    del self._sockets[owner]
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services
@@ -142,6 +165,12 @@ class GraphQLApp(GraphQL[Context, None]):
         context.caller = await authenticate(context.services, key)
         if context.caller is None:
             raise ConnectionRejectionError
+        name = context.caller.name
+        if self._max_sockets and self._sockets[name] >= self._max_sockets:
+            logger.info("refused a WebSocket: %r holds %d already", name, self._sockets[name])
+            raise ConnectionRejectionError
+        self._sockets[name] += 1
+        context.request.scope.setdefault("state", {})[SOCKET_OWNER_STATE] = name
         return UNSET
 
 
@@ -177,6 +206,7 @@ async def _services(settings: Settings) -> AsyncIterator[Services]:
             hub=hub,
             dispatcher=Dispatcher(commands),
             keys=KeyChecker(sessionmaker, settings.auth_cache_seconds),
+            limiter=RateLimiter(commands),
         )
     finally:
         await hub.close()

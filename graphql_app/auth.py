@@ -5,6 +5,7 @@ by the `/login` page."""
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
 from typing import Any
@@ -72,6 +73,16 @@ def unauthenticated() -> Response:
         "errors": [{"message": UNAUTHENTICATED_MESSAGE, "extensions": {"code": "UNAUTHENTICATED"}}]
     }
     return JSONResponse(body, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def rate_limited(wait_seconds: float, what: str, setting: str) -> Response:
+    seconds = max(1, math.ceil(wait_seconds))
+    error = {
+        "message": f"Too many {what} from this API key this minute ({setting}); try again "
+        f"in {seconds} s.",
+        "extensions": {"code": "RATE_LIMITED", "retryAfterSeconds": seconds},
+    }
+    return JSONResponse({"errors": [error]}, status_code=429, headers={"Retry-After": str(seconds)})
 
 
 LOGIN_PAGE = """<!doctype html>

@@ -51,7 +51,16 @@ class Settings(BaseSettings):
     # Subscriptions one WebSocket may hold at once, and how long a client may take to
     # send `connection_init` after opening one (then it is closed with 4408).
     ws_subscriptions_max: int = Field(default=100, ge=1, le=10_000)
+    # Open WebSockets one API key may hold on one API process (0: no limit); one more is
+    # closed with 4403.
+    ws_connections_max_per_key: int = Field(default=50, ge=0)
     ws_connection_init_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Per caller, shared by every API process (0: no limit). Requests count every HTTP
+    # GraphQL request; creates count createTask. Unfinished tasks are those PENDING or
+    # PROCESSING: a caller with this many must wait for one to end before adding more.
+    requests_per_minute: int = Field(default=600, ge=0)
+    creates_per_minute: int = Field(default=120, ge=0)
+    unfinished_tasks_max: int = Field(default=100, ge=0)
     # A key's check is remembered this long, so a busy client costs no query per request;
     # a revoked key stops working within it.
     auth_cache_seconds: float = Field(default=10.0, ge=0, le=3600)

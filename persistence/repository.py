@@ -197,6 +197,18 @@ async def get_artifact(
     return TaskFile(*row) if row else None
 
 
+async def count_unfinished(session: AsyncSession, owner: str, *, up_to: int) -> int:
+    """How many of the owner's tasks are PENDING or PROCESSING, counting no further than
+    `up_to` (so the count costs the same however many there are)."""
+    unfinished = (
+        select(Task.id)
+        .where(Task.owner == owner, Task.status.in_([TaskStatus.PENDING, TaskStatus.PROCESSING]))
+        .limit(up_to)
+        .subquery()
+    )
+    return int((await session.execute(select(func.count()).select_from(unfinished))).scalar_one())
+
+
 async def find_by_idempotency_key(session: AsyncSession, owner: str, key: str) -> Task | None:
     query = (
         select(Task)

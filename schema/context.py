@@ -16,6 +16,7 @@ from persistence.unit_of_work import UnitOfWork, unit_of_work
 from tasks.callers import Caller, KeyChecker
 from tasks.dispatch import Dispatcher
 from tasks.errors import Unauthenticated
+from tasks.limits import RateLimiter
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Services:
     hub: TaskEventHub
     dispatcher: Dispatcher
     keys: KeyChecker
+    limiter: RateLimiter
 
 
 @dataclass

@@ -34,5 +34,16 @@ def log_unexpected(errors: list[GraphQLError]) -> None:
             logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
 
 
+# The `extensions.code` of a masked error, so clients can tell it from their own mistakes.
+UNEXPECTED_CODE = "INTERNAL_SERVER_ERROR"
+
+
+class MaskUnexpected(MaskErrors):
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": UNEXPECTED_CODE}
+        return masked
+
+
 def mask_errors() -> Callable[[], MaskErrors]:
-    return lambda: MaskErrors(should_mask_error=is_unexpected, error_message=UNEXPECTED_MESSAGE)
+    return lambda: MaskUnexpected(should_mask_error=is_unexpected, error_message=UNEXPECTED_MESSAGE)

@@ -10,6 +10,7 @@ from schema.context import Context
 from schema.types import (
     CreateTaskInput,
     CreateTaskResult,
+    RateLimited,
     Task,
     TaskControlResult,
     TaskFileInput,
@@ -18,7 +19,7 @@ from schema.types import (
     ValidationError,
 )
 from tasks import submission
-from tasks.errors import InvalidInputError, TaskNotFoundError
+from tasks.errors import InvalidInputError, TaskLimitError, TaskNotFoundError
 from tasks.errors import TaskStateError as TaskStateProblem
 from tasks.files import NewFile
 
@@ -40,6 +41,17 @@ async def _new_file(file: TaskFileInput, settings: Settings) -> NewFile:
         # One byte past the limit is enough to tell that a file is over it.
         data = await upload.read(settings.file_max_bytes + 1)
     return NewFile(file.name, file.content_type, base64=file.base64, data=data)
+
+
+def _rate_limited(context: Context, error: TaskLimitError) -> RateLimited:
+    seconds = None if error.retry_after_seconds is None else int(error.retry_after_seconds)
+    response = context.response
+    # Over HTTP the status says it too; a WebSocket has no status to set.
+    if response is not None and hasattr(response, "status_code"):
+        response.status_code = 429
+        if seconds is not None:
+            response.headers["Retry-After"] = str(seconds)
+    return RateLimited(message=error.message, retry_after_seconds=seconds)
 
 
 @strawberry.type
@@ -72,10 +84,12 @@ class Mutation:
             # conditional. Files are separate rows, stored in the task's transaction.
             async with info.context.unit_of_work(autocommit=not new_task.files) as uow:
                 task = await submission.create_task(
-                    uow, new_task, services.dispatcher, services.settings
+                    uow, new_task, services.dispatcher, services.settings, services.limiter
                 )
         except InvalidInputError as error:
             return ValidationError(field=error.field, message=error.message)
+        except TaskLimitError as error:
+            return _rate_limited(info.context, error)
         return Task.from_model(task)
 
     @strawberry.mutation(

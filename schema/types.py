@@ -167,7 +167,21 @@ class ValidationError:
     message: str
 
 
-CreateTaskResult = Annotated[Task | ValidationError, strawberry.union("CreateTaskResult")]
+@strawberry.type(
+    description="A limit of the caller's API key is reached; nothing was stored. Over HTTP "
+    "the response status is 429."
+)
+class RateLimited:
+    message: str
+    retry_after_seconds: int | None = strawberry.field(
+        description="When to try again; null when it depends on the caller's own tasks "
+        "finishing (too many unfinished)."
+    )
+
+
+CreateTaskResult = Annotated[
+    Task | ValidationError | RateLimited, strawberry.union("CreateTaskResult")
+]
 
 
 @strawberry.type(description="No task with this id exists; nothing was changed.")

@@ -29,6 +29,17 @@ class Unauthenticated(AitasksError):
         super().__init__("An API key is needed for this operation.")
 
 
+class TaskLimitError(AitasksError):
+    """A caller's limit is reached; `retry_after_seconds` says when to try again, where a
+    time can tell (a per-minute rate), and is None where it cannot (unfinished tasks)."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after_seconds: float | None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class TaskNotFoundError(AitasksError):
     code = "NOT_FOUND"
 

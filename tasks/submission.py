@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,8 +27,9 @@ from persistence.models import (
 from persistence.repository import NewTaskRow, PageKey
 from persistence.unit_of_work import UnitOfWork
 from tasks.dispatch import Dispatcher
-from tasks.errors import InvalidInputError, TaskNotFoundError, TaskStateError
+from tasks.errors import InvalidInputError, TaskLimitError, TaskNotFoundError, TaskStateError
 from tasks.files import NewFile, check_files
+from tasks.limits import RateLimiter
 from tasks.params import check_params
 from tasks.text import check_text
 
@@ -176,8 +178,33 @@ async def _task_for_key(uow: UnitOfWork, row: NewTaskRow, settings: Settings) ->
     return existing
 
 
+async def _check_limits(
+    uow: UnitOfWork, owner: str, limiter: RateLimiter, settings: Settings
+) -> None:
+    wait = await limiter.retry_after(owner, "creates", settings.creates_per_minute)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        raise TaskLimitError(
+            f"Too many tasks created with this API key this minute "
+            f"(AITASKS_CREATES_PER_MINUTE is {settings.creates_per_minute}); try again in "
+            f"{seconds} s.",
+            seconds,
+        )
+    cap = settings.unfinished_tasks_max
+    if cap and await repository.count_unfinished(uow.session, owner, up_to=cap) >= cap:
+        raise TaskLimitError(
+            f"This API key has {cap} tasks PENDING or PROCESSING, the most it may have "
+            "(AITASKS_UNFINISHED_TASKS_MAX); create more once some have finished.",
+            None,
+        )
+
+
 async def create_task(
-    uow: UnitOfWork, new_task: NewTask, dispatcher: Dispatcher, settings: Settings
+    uow: UnitOfWork,
+    new_task: NewTask,
+    dispatcher: Dispatcher,
+    settings: Settings,
+    limiter: RateLimiter,
 ) -> Task:
     """Store a PENDING task and, once that is committed, hand it to the workers and
     announce it to live feeds. A task delayed beyond the hand-over window waits in
@@ -185,9 +212,10 @@ async def create_task(
 
     With an idempotency key used within the window, returns the task the key created
     and stores and sends nothing. Raises InvalidInputError, storing nothing, when the
-    input cannot be run.
+    input cannot be run, and TaskLimitError when the caller is over a limit.
     """
     row = validate(new_task, settings)
+    await _check_limits(uow, row.owner, limiter, settings)
     for _ in range(CONTROL_RACE_TRIES):
         task = await repository.insert_task(uow.session, row)
         if task is not None:

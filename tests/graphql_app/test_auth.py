@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +27,7 @@ from tests.fixtures.graphql import (
     TASK_STATUS,
     TASK_UPDATES,
 )
+from tests.fixtures.keys import aitasks, new_key
 from tests.fixtures.stack import Stack, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -36,6 +35,7 @@ LIST_TASKS = f"query List {{ tasks(first: 100) {{ edges {{ node {{ {TASK_FIELDS}
 FINISH_SECONDS = 45.0
 INIT_TIMEOUT_SECONDS = 1
 SUBSCRIPTIONS_MAX = 3
+SOCKETS_MAX = 2
 
 
 @dataclass
@@ -46,21 +46,6 @@ class Secured:
     revoked: str
 
 
-def aitasks(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "graphql_app.cli", *args],
-        env=stack.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-
-
-def new_key(stack: Stack, name: str) -> str:
-    return aitasks(stack, "keys", "create", "--name", name).stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def secured(make_stack: Callable[..., Stack]) -> Secured:
     stack = make_stack(
@@ -68,6 +53,7 @@ def secured(make_stack: Callable[..., Stack]) -> Secured:
         AITASKS_AUTH_CACHE_SECONDS="0",
         AITASKS_WS_CONNECTION_INIT_TIMEOUT_SECONDS=str(INIT_TIMEOUT_SECONDS),
         AITASKS_WS_SUBSCRIPTIONS_MAX=str(SUBSCRIPTIONS_MAX),
+        AITASKS_WS_CONNECTIONS_MAX_PER_KEY=str(SOCKETS_MAX),
     )
     stack.start_worker()
     stack.start_api()
@@ -403,3 +389,19 @@ async def test_subscriptions_past_the_limit_of_a_connection_are_refused(
 
     assert refused["type"] == "error" and refused["id"] == str(SUBSCRIPTIONS_MAX)
     assert "Subscription limit reached" in refused["payload"][0]["message"]
+
+
+async def test_websockets_past_the_limit_of_a_key_are_closed_with_4403(
+    secured: Secured,
+) -> None:
+    key = new_key(secured.stack, "dave")
+    init = json.dumps({"type": "connection_init", "payload": {"apiKey": key}})
+    async with connect(secured.stack) as first, connect(secured.stack) as second:
+        for ws in (first, second):
+            await ws.send(init)
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+        assert await ws_close_code(secured.stack, {"apiKey": key}) == 4403
+    # Both closed: the key may connect again.
+    async with connect(secured.stack) as again:
+        await again.send(init)
+        assert json.loads(await asyncio.wait_for(again.recv(), 10))["type"] == "connection_ack"
