@@ -11,6 +11,7 @@ import functools
 import os
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -20,6 +21,12 @@ DEMO_MODEL = "demo"
 OPENAI_FALLBACK_MODEL = "gpt-4o-mini"
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+# Passwords that ship in examples and compose files: in production they are refused.
+DEFAULT_PASSWORDS = frozenset(
+    {"postgres", "password", "secret", "changeme", "change-me", "aitasks", "redis", "admin"}
+)
 
 
 class ConfigurationError(Exception):
@@ -263,6 +270,8 @@ def _problems(settings: Settings) -> list[str]:
             "AITASKS_AUTH=off is allowed only in development: in production every caller "
             "needs an API key (create one with `aitasks keys create --name NAME`)."
         )
+    if settings.env == "production":
+        problems += _weak_secrets(settings)
     if settings.inline_file_max_bytes > settings.file_max_bytes:
         problems.append(
             "AITASKS_INLINE_FILE_MAX_BYTES must not exceed AITASKS_FILE_MAX_BYTES: an inline "
@@ -281,6 +290,30 @@ def _problems(settings: Settings) -> list[str]:
             f"({longest_run:g} s now), or a task still running would be handed to a "
             "second worker."
         )
+    return problems
+
+
+def _weak_secrets(settings: Settings) -> list[str]:
+    """A server reached over the network with no password, or a well-known one."""
+    problems = []
+    for name, url in (
+        ("AITASKS_DATABASE_URL", settings.database_url),
+        ("AITASKS_REDIS_URL", settings.redis_url),
+    ):
+        if not url or _scheme(url) == "unix":
+            continue
+        parts = urlsplit(url)
+        over_network = bool(parts.hostname) and "host=" not in (parts.query or "")
+        if over_network and not parts.password:
+            problems.append(
+                f"{name} has no password: in production a server reached over the network "
+                "needs one (set it in the URL)."
+            )
+        elif parts.password and parts.password.lower() in DEFAULT_PASSWORDS:
+            problems.append(
+                f"{name} uses the well-known password {parts.password!r}: set a real one "
+                "in production."
+            )
     return problems
 
 

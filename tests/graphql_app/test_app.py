@@ -117,3 +117,14 @@ def test_an_unknown_artifact_is_a_404(stack: Stack, name: str) -> None:
 
     assert response.status_code == 404
     assert "has no artifact named" in response.json()["error"]
+
+
+def test_a_batch_of_operations_is_refused(stack: Stack) -> None:
+    before = count_tasks(stack.database_url)
+    operation = {"query": CREATE_TASK, "variables": {"input": {"prompt": "batched"}}}
+
+    response = httpx.post(stack.graphql_url, json=[operation, operation])
+
+    assert response.status_code == 400
+    assert "batching" in response.text.lower()
+    assert count_tasks(stack.database_url) == before

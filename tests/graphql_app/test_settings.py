@@ -73,3 +73,37 @@ def test_the_api_refuses_to_start_without_a_database_and_says_what_to_set() -> N
     assert result.returncode != 0
     assert "AITASKS_DATABASE_URL is not set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "sentence"),
+    [
+        ("AITASKS_DATABASE_URL", "postgresql://app@db:5432/aitasks", "has no password"),
+        ("AITASKS_DATABASE_URL", "postgresql://app:postgres@db/aitasks", "well-known password"),
+        ("AITASKS_REDIS_URL", "redis://redis:6379/0", "AITASKS_REDIS_URL has no password"),
+        ("AITASKS_REDIS_URL", "redis://:changeme@redis:6379/0", "well-known password"),
+        ("AITASKS_AUTH", "off", "allowed only in development"),
+    ],
+)
+def test_production_refuses_a_missing_or_default_secret(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, sentence: str
+) -> None:
+    monkeypatch.setenv("AITASKS_ENV", "production")
+    monkeypatch.setenv("AITASKS_DATABASE_URL", "postgresql://app:Xk2-9fQ@db/aitasks")
+    monkeypatch.setenv("AITASKS_REDIS_URL", "redis://:Xk2-9fQ@redis:6379/0")
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigurationError, match=sentence):
+        load_settings()
+
+
+def test_production_accepts_real_passwords_and_local_sockets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AITASKS_ENV", "production")
+    monkeypatch.setenv("AITASKS_DATABASE_URL", "postgresql:///aitasks?host=/run/postgresql")
+    monkeypatch.setenv("AITASKS_REDIS_URL", "redis://:Xk2-9fQ@redis:6379/0")
+
+    settings = load_settings()
+
+    assert settings.introspection_enabled is False and settings.graphiql_enabled is False
