@@ -84,6 +84,7 @@ class GraphQLApp(GraphQL[Context, None]):
             max_depth=settings.query_max_depth,
             max_tokens=settings.query_max_tokens,
             max_aliases=settings.query_max_aliases,
+            max_batch=settings.batch_max_operations,
             introspection=settings.introspection_enabled,
         )
         super().__init__(

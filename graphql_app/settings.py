@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     query_max_depth: int = Field(default=10, ge=2, le=100)
     query_max_tokens: int = Field(default=2_000, ge=100, le=100_000)
     query_max_aliases: int = Field(default=30, ge=0, le=10_000)
+    # Operations one HTTP request may carry as a JSON array (batching); 1 turns it off.
+    batch_max_operations: int = Field(default=1, ge=1, le=100)
     # Schema introspection; unset means on in development and off in production.
     introspection: bool | None = None
     # Subscriptions one WebSocket may hold at once, and how long a client may take to

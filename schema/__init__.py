@@ -5,6 +5,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import BatchingConfig, StrawberryConfig
 
 from schema.errors import log_unexpected, mask_errors
 from schema.limits import QueryLimits, limit_extensions
@@ -20,7 +21,9 @@ class Schema(strawberry.Schema):
 
 def build_schema(limits: QueryLimits) -> Schema:
     """The schema, holding every document to `limits`."""
+    batching = BatchingConfig(max_operations=limits.max_batch) if limits.max_batch > 1 else None
     return Schema(
+        config=StrawberryConfig(batching_config=batching),
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

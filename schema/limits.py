@@ -38,6 +38,8 @@ class QueryLimits:
     max_depth: int = DEFAULT_MAX_DEPTH
     max_tokens: int = DEFAULT_MAX_TOKENS
     max_aliases: int = DEFAULT_MAX_ALIASES
+    # Operations one HTTP request may carry as a JSON array; 1 turns batching off.
+    max_batch: int = 1
     introspection: bool = True
 
 

@@ -20,6 +20,7 @@ from tests.fixtures.tasks import count_tasks
 REQUESTS_PER_MINUTE = 12
 CREATES_PER_MINUTE = 4
 UNFINISHED_MAX = 2
+BATCH_MAX = 2
 # A test that counts within one minute's window starts with at least this much of it left.
 WINDOW_LEFT_SECONDS = 20
 
@@ -32,6 +33,7 @@ def limited(make_stack: Callable[..., Stack]) -> Stack:
         AITASKS_REQUESTS_PER_MINUTE=str(REQUESTS_PER_MINUTE),
         AITASKS_CREATES_PER_MINUTE=str(CREATES_PER_MINUTE),
         AITASKS_UNFINISHED_TASKS_MAX=str(UNFINISHED_MAX),
+        AITASKS_BATCH_MAX_OPERATIONS=str(BATCH_MAX),
     )
     stack.start_api()
     return stack
@@ -115,3 +117,17 @@ def test_a_caller_with_too_many_unfinished_tasks_must_wait_for_one(limited: Stac
     assert "AITASKS_UNFINISHED_TASKS_MAX" in result["message"]
     assert count_tasks(limited.database_url) == before + 1
     assert after_one_ended["__typename"] == "Task"
+
+
+def test_a_batch_over_the_operation_limit_is_refused(limited: Stack) -> None:
+    key = new_key(limited, f"batch-{uuid.uuid4()}")
+    headers = {"authorization": f"Bearer {key}"}
+    query = {"query": GET_TASK, "variables": {"id": str(uuid.uuid4())}}
+
+    under = httpx.post(limited.graphql_url, json=[query] * BATCH_MAX, headers=headers)
+    over = httpx.post(limited.graphql_url, json=[query] * (BATCH_MAX + 1), headers=headers)
+
+    assert under.status_code == 200
+    assert [item["data"]["task"] for item in under.json()] == [None] * BATCH_MAX
+    assert over.status_code == 400
+    assert "Too many operations" in over.text
