@@ -36,6 +36,7 @@ from graphql_app.auth import (
     rate_limited,
     unauthenticated,
 )
+from graphql_app.health import healthz, readyz
 from graphql_app.limits import BodySizeLimit
 from graphql_app.settings import Settings, get_settings
 from persistence.database import create_engine, create_sessionmaker
@@ -259,9 +260,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(Route("/login", login, methods=["POST"]))
     app.add_middleware(BodySizeLimit, max_bytes=settings.request_max_bytes)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        """The process is up (readiness checks come with the operations work)."""
-        return {"status": "ok"}
-
+    app.router.routes.append(Route("/healthz", healthz, methods=["GET"]))
+    app.router.routes.append(Route("/readyz", readyz, methods=["GET"]))
     return app

@@ -43,11 +43,12 @@ def main() -> None:
 
 
 @main.command()
-def run() -> None:
-    """Start everything: embedded PostgreSQL and Redis (unless configured), API and worker."""
+@click.option("--flower", "with_flower", is_flag=True, help="Also serve Flower on port 5555.")
+def run(with_flower: bool) -> None:
+    """Start everything: embedded PostgreSQL and Redis (unless configured), API and workers."""
     from graphql_app import supervisor
 
-    sys.exit(supervisor.run(_settings()))
+    sys.exit(supervisor.run(_settings(), flower=with_flower))
 
 
 @main.command()
@@ -93,6 +94,31 @@ def worker(queues: str | None, beat: bool, concurrency: int | None) -> None:
     start_worker(
         settings, queues=names, beat=beat, concurrency=concurrency or settings.worker_concurrency
     )
+
+
+@main.command("worker-health")
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for answers.")
+def worker_health(timeout: float) -> None:
+    """Exit 0 if a worker on this host answers a ping (for container health checks)."""
+    from tasks.worker import ping_local_workers
+
+    settings = _settings()
+    _services(settings)
+    answered = ping_local_workers(settings, timeout)
+    if not answered:
+        raise click.ClickException(f"no worker on this host answered within {timeout:g} s")
+    click.echo(f"ok: {', '.join(answered)}")
+
+
+@main.command()
+@click.option("--port", default=5555, show_default=True, help="Port of Flower's web UI.")
+def flower(port: int) -> None:
+    """Flower, the Celery web UI: workers, task names, arguments and states."""
+    from tasks.worker import start_flower
+
+    settings = _settings()
+    _services(settings)
+    start_flower(settings, port)
 
 
 @main.command()

@@ -27,6 +27,7 @@ from tasks.celery_app import MAINTENANCE_QUEUE, QUEUES
 
 # How long the API may take to answer its health check after start.
 API_START_TIMEOUT_SECONDS = 60.0
+FLOWER_PORT = 5555
 POLL_SECONDS = 0.2
 
 
@@ -146,7 +147,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run(settings: Settings) -> int:
+def run(settings: Settings, *, flower: bool = False) -> int:
     """Run everything until Ctrl-C or SIGTERM; return the exit code."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
     children: list[Child] = []
@@ -158,9 +159,13 @@ def run(settings: Settings) -> int:
             key = keys_cli.development_key(database_url, settings) if settings.auth else None
             children.extend(_spawn_workers())
             children.append(_spawn("API", "api"))
+            if flower:
+                children.append(_spawn("Flower", "flower", "--port", str(FLOWER_PORT)))
             try:
                 _wait_for_api(settings, children[-1])
                 _banner(settings, key)
+                if flower:
+                    _say(f"Flower: http://{settings.host}:{FLOWER_PORT}")
                 _watch(children)
             finally:
                 _say("stopping")

@@ -22,3 +22,12 @@ def upgrade_to_head(database_url: str) -> None:
     """Bring the database to the newest schema. Safe to run again, and from several
     processes at once (they take turns on an advisory lock)."""
     command.upgrade(alembic_config(database_url), "head")
+
+
+def head_revision() -> str | None:
+    """The newest migration this code knows."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(config).get_current_head()

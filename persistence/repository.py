@@ -27,6 +27,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -726,6 +727,12 @@ async def tasks_changed_since(
         .execution_options(populate_existing=True)
     )
     return list((await session.scalars(query)).all())
+
+
+async def schema_revision(session: AsyncSession) -> str | None:
+    """The migration the database is at (Alembic's record), or None before any."""
+    row = (await session.execute(text("SELECT version_num FROM alembic_version"))).first()
+    return str(row[0]) if row else None
 
 
 async def database_now(session: AsyncSession) -> datetime:

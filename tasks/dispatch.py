@@ -120,6 +120,10 @@ class Dispatcher:
         # timeout would cancel a redis-py command mid-flight instead.
         self.redis = redis
 
+    async def ping(self) -> None:
+        """Raise unless Redis answers (within the client's socket timeout)."""
+        await self.redis.ping()
+
     async def enqueue(
         self, task: Task, *, countdown: float | None = None, event: TaskEvent | None = None
     ) -> None:

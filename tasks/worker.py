@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import socket
 import uuid
 
 from celery import Celery
@@ -89,6 +90,25 @@ def check_queues(queues: list[str]) -> None:
             f"Unknown queue {', '.join(unknown) or '(none given)'}; the queues are "
             f"{', '.join(all_queues())}."
         )
+
+
+def ping_local_workers(settings: Settings, timeout: float) -> list[str]:
+    """The names of the workers on this host that answer a ping."""
+    _, redis_url = settings.require_services()
+    app = create_celery_app(settings, redis_url)
+    try:
+        replies = app.control.ping(timeout=timeout)
+    finally:
+        app.close()
+    host = socket.gethostname()
+    return sorted(name for reply in replies for name in reply if name.endswith(f"@{host}"))
+
+
+def start_flower(settings: Settings, port: int) -> None:
+    """Run Flower on our Celery app until stopped. Task arguments are task ids only, so
+    Flower shows nothing secret."""
+    app = create_worker_app(settings)
+    app.start(["celery", "flower", f"--port={port}", f"--address={settings.host}"])
 
 
 def start_worker(
