@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -94,6 +96,110 @@ def worker(queues: str | None, beat: bool, concurrency: int | None) -> None:
     start_worker(
         settings, queues=names, beat=beat, concurrency=concurrency or settings.worker_concurrency
     )
+
+
+def _server(url: str | None, key: str | None) -> Any:
+    from graphql_app.terminal import Server
+
+    settings = _settings()
+    url = url or f"http://{settings.host}:{settings.port}/graphql"
+    if key is None:
+        # `aitasks run` keeps its development key here.
+        kept = settings.data_dir / "development-key"
+        key = kept.read_text().strip() if kept.exists() else None
+    return Server(url, key)
+
+
+def _client_options(command: Callable[..., None]) -> Callable[..., None]:
+    command = click.option(
+        "--url",
+        envvar="AITASKS_API_URL",
+        help="The API's GraphQL URL (default: http://AITASKS_HOST:AITASKS_PORT/graphql).",
+    )(command)
+    return click.option(
+        "--key",
+        envvar="AITASKS_API_KEY",
+        help="API key (default: the development key `aitasks run` made).",
+    )(command)
+
+
+@main.command()
+@click.argument("prompt", default="")
+@click.option("--model", help="The model to run on (default: the server's).")
+@click.option(
+    "--kind",
+    type=click.Choice(["TEXT_GENERATION", "IMAGE_PROCESSING", "DATA_ANALYSIS"]),
+    default="TEXT_GENERATION",
+    show_default=True,
+)
+@click.option("--watch/--no-watch", default=False, help="Follow the task to its end.")
+@_client_options
+def submit(
+    prompt: str, model: str | None, kind: str, watch: bool, url: str | None, key: str | None
+) -> None:
+    """Create a task; with --watch, show its progress and streamed text until it ends
+    (exit 0 if COMPLETED, 1 if FAILED or CANCELLED, 2 if the server is unreachable)."""
+    from graphql_app import terminal
+
+    task_input: dict[str, Any] = {"prompt": prompt, "kind": kind}
+    if model:
+        task_input["model"] = model
+    server = _server(url, key)
+    coroutine = terminal.submit(server, task_input, follow=watch, out=sys.stdout, err=sys.stderr)
+    sys.exit(terminal.run(coroutine))
+
+
+@main.command()
+@click.argument("task_id")
+@_client_options
+def status(task_id: str, url: str | None, key: str | None) -> None:
+    """Show a task: status, progress, error and result."""
+    from graphql_app import terminal
+
+    sys.exit(terminal.run(terminal.status(_server(url, key), task_id, sys.stdout)))
+
+
+@main.command("list")
+@click.option("--first", default=20, show_default=True, help="How many, newest first.")
+@click.option(
+    "--status",
+    "status_filter",
+    type=click.Choice(["PENDING", "PROCESSING", "COMPLETED", "FAILED", "CANCELLED"]),
+)
+@_client_options
+def list_command(first: int, status_filter: str | None, url: str | None, key: str | None) -> None:
+    """List your tasks, newest first."""
+    from graphql_app import terminal
+
+    coroutine = terminal.list_tasks(_server(url, key), first, status_filter, sys.stdout)
+    sys.exit(terminal.run(coroutine))
+
+
+@main.command()
+@click.argument("task_id")
+@_client_options
+def cancel(task_id: str, url: str | None, key: str | None) -> None:
+    """Cancel a task."""
+    from graphql_app import terminal
+
+    sys.exit(terminal.run(terminal.cancel(_server(url, key), task_id, sys.stdout)))
+
+
+@main.command()
+@click.option("--timeout", default=2.0, show_default=True, help="Seconds to wait for workers.")
+def inspect(timeout: float) -> None:
+    """Summarise the queues (messages waiting) and the workers (tasks running)."""
+    from tasks.worker import queue_depths, running_tasks
+
+    settings = _settings()
+    _services(settings)
+    click.echo("queues (messages waiting):")
+    for queue, depth in queue_depths(settings).items():
+        click.echo(f"  {queue:<18} {depth}")
+    workers = running_tasks(settings, timeout)
+    click.echo(f"workers ({len(workers)} answered within {timeout:g} s):")
+    for name, running in workers.items():
+        click.echo(f"  {name:<40} {running} running")
 
 
 @main.command("worker-health")

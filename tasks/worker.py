@@ -13,11 +13,13 @@ from graphql_app.settings import ConfigurationError, Settings
 from persistence.models import TaskKind
 from tasks.celery_app import (
     MAINTENANCE_QUEUE,
+    PRIORITY_STEPS,
     QUEUES,
     SWEEP_TASK_NAME,
     TASK_NAMES,
     create_celery_app,
 )
+from tasks.dispatch import PRIORITY_SEPARATOR
 from tasks.execution import Work, run_task
 from tasks.runtime import close_runtime, get_runtime
 from tasks.sweeper import sweep_stale_tasks
@@ -102,6 +104,40 @@ def ping_local_workers(settings: Settings, timeout: float) -> list[str]:
         app.close()
     host = socket.gethostname()
     return sorted(name for reply in replies for name in reply if name.endswith(f"@{host}"))
+
+
+def queue_depths(settings: Settings) -> dict[str, int]:
+    """Messages waiting in each queue, all priority steps together."""
+    import redis
+
+    _, redis_url = settings.require_services()
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        keys = {
+            queue: [
+                f"{queue}{PRIORITY_SEPARATOR}{step}" if step else queue for step in PRIORITY_STEPS
+            ]
+            for queue in all_queues()
+        }
+        with client.pipeline(transaction=False) as pipeline:
+            for queue_keys in keys.values():
+                for key in queue_keys:
+                    pipeline.llen(key)
+            lengths = iter(pipeline.execute())
+        return {queue: sum(next(lengths) for _ in queue_keys) for queue, queue_keys in keys.items()}
+    finally:
+        client.close()
+
+
+def running_tasks(settings: Settings, timeout: float) -> dict[str, int]:
+    """Each answering worker and how many tasks it is running."""
+    _, redis_url = settings.require_services()
+    app = create_celery_app(settings, redis_url)
+    try:
+        active = app.control.inspect(timeout=timeout).active() or {}
+    finally:
+        app.close()
+    return {name: len(tasks) for name, tasks in sorted(active.items())}
 
 
 def start_flower(settings: Settings, port: int) -> None:

@@ -63,3 +63,18 @@ def test_worker_health_answers_for_a_running_worker(stack: Stack) -> None:
 
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout.startswith("ok: ")
+
+
+def test_inspect_summarises_queues_and_workers(stack: Stack) -> None:
+    finished = subprocess.run(
+        [sys.executable, "-m", "graphql_app.cli", "inspect"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert finished.returncode == 0, finished.stderr
+    for queue in ("text_generation", "image_processing", "data_analysis", "maintenance"):
+        assert queue in finished.stdout
+    assert "workers (1 answered" in finished.stdout
