@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import FastAPI
+from prometheus_client import Gauge
 from redis.asyncio import Redis
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -36,7 +37,7 @@ from graphql_app.auth import (
     rate_limited,
     unauthenticated,
 )
-from graphql_app.health import healthz, readyz
+from graphql_app.health import healthz, metrics, readyz
 from graphql_app.limits import BodySizeLimit
 from graphql_app.settings import Settings, get_settings
 from persistence.database import create_engine, create_sessionmaker
@@ -61,6 +62,8 @@ MULTIPART_REFUSED = (
     "(or `Apollo-Require-Preflight: true`), so that a form on another site cannot send one."
 )
 
+
+WEBSOCKETS = Gauge("aitasks_websockets_open", "WebSockets open and past connection_init.")
 
 # Where the HTTP gate leaves the caller for the operation's context, and where a
 # WebSocket's connection records whose socket it is.
@@ -149,6 +152,7 @@ class GraphQLApp(GraphQL[Context, None]):
         finally:
             owner = scope.get("state", {}).pop(SOCKET_OWNER_STATE, None)
             if owner is not None:
+                WEBSOCKETS.dec()
                 self._sockets[owner] -= 1
                 if self._sockets[owner] <= 0:
                     del self._sockets[owner]
@@ -172,6 +176,7 @@ class GraphQLApp(GraphQL[Context, None]):
             logger.info("refused a WebSocket: %r holds %d already", name, self._sockets[name])
             raise ConnectionRejectionError
         self._sockets[name] += 1
+        WEBSOCKETS.inc()
         context.request.scope.setdefault("state", {})[SOCKET_OWNER_STATE] = name
         return UNSET
 
@@ -262,4 +267,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.router.routes.append(Route("/healthz", healthz, methods=["GET"]))
     app.router.routes.append(Route("/readyz", readyz, methods=["GET"]))
+    app.router.routes.append(Route("/metrics", metrics, methods=["GET"]))
     return app

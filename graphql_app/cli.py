@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -81,8 +83,19 @@ def api() -> None:
 )
 @click.option("--beat/--no-beat", default=True, help="Also run the sweeper's schedule.")
 @click.option("--concurrency", type=int, help="Worker processes (default: one per core).")
-def worker(queues: str | None, beat: bool, concurrency: int | None) -> None:
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=0,
+    envvar="AITASKS_WORKER_METRICS_PORT",
+    help="Serve Prometheus metrics on this port (default 0: not served).",
+)
+def worker(queues: str | None, beat: bool, concurrency: int | None, metrics_port: int) -> None:
     """Run a Celery worker for the task queues."""
+    if metrics_port:
+        # Before anything imports prometheus_client: then the pool processes count into
+        # files there, which the main process sums (its multiprocess mode).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aitasks-metrics-")
     from tasks.worker import check_queues, start_worker
 
     settings = _settings()
@@ -93,6 +106,10 @@ def worker(queues: str | None, beat: bool, concurrency: int | None) -> None:
             check_queues(names)
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
+    if metrics_port:
+        from tasks.metrics import serve
+
+        serve(settings, metrics_port, settings.host)
     start_worker(
         settings, queues=names, beat=beat, concurrency=concurrency or settings.worker_concurrency
     )

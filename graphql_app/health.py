@@ -1,6 +1,6 @@
-"""`/healthz`: the process is up. `/readyz`: it can serve, meaning PostgreSQL and Redis
-answer and the database schema is the one this code expects. Both unauthenticated and
-fast: each check gives up after READY_CHECK_SECONDS."""
+"""`/metrics` for Prometheus. `/healthz`: the process is up. `/readyz`: it can serve,
+meaning PostgreSQL and Redis answer and the database schema is the one this code
+expects. All unauthenticated and fast: each check gives up after READY_CHECK_SECONDS."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -19,6 +20,12 @@ from schema.context import Services
 # client's AITASKS_ENQUEUE_TIMEOUT_SECONDS).
 READY_CHECK_SECONDS = 2.0
 HEAD_REVISION = head_revision()
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process (unauthenticated, like the health checks:
+    expose /metrics only to the network your Prometheus scrapes from)."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def healthz(request: Request) -> Response:

@@ -9,6 +9,7 @@ from strawberry.schema.config import BatchingConfig, StrawberryConfig
 
 from schema.errors import log_unexpected, mask_errors
 from schema.limits import QueryLimits, limit_extensions
+from schema.metrics import OperationMetrics
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.subscriptions import Subscription
@@ -30,7 +31,13 @@ def build_schema(limits: QueryLimits) -> Schema:
         # The limits come first: a document over them is refused before it costs more.
         # Parsing and validating a document cost more than running a small operation;
         # clients send the same few documents again and again, hence the caches.
-        extensions=[*limit_extensions(limits), ParserCache, ValidationCache, mask_errors()],
+        extensions=[
+            *limit_extensions(limits),
+            ParserCache,
+            ValidationCache,
+            mask_errors(),
+            OperationMetrics,
+        ],
     )
 
 

@@ -7,6 +7,7 @@ from starlette.datastructures import UploadFile
 
 from graphql_app.settings import Settings
 from schema.context import Context
+from schema.metrics import TASKS_CREATED
 from schema.types import (
     CreateTaskInput,
     CreateTaskResult,
@@ -90,6 +91,7 @@ class Mutation:
             return ValidationError(field=error.field, message=error.message)
         except TaskLimitError as error:
             return _rate_limited(info.context, error)
+        TASKS_CREATED.labels(task.kind.value).inc()
         return Task.from_model(task)
 
     @strawberry.mutation(

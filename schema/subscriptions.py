@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from schema.context import Context
+from schema.metrics import SUBSCRIPTIONS
 from schema.types import TaskStatus, TaskUpdate
 from tasks.watching import watch_task, watch_tasks
 
@@ -26,8 +27,9 @@ class Subscription:
         updates = watch_task(
             services.sessionmaker, services.hub, str(id), owner=info.context.owner, after=after
         )
-        async for update in updates:
-            yield TaskUpdate.from_update(update)
+        with SUBSCRIPTIONS.track_inprogress():
+            async for update in updates:
+                yield TaskUpdate.from_update(update)
 
     @strawberry.subscription(
         description="Changes of every task from now on, for list views: each task's in "
@@ -45,5 +47,6 @@ class Subscription:
             statuses=frozenset(status) if status else None,
             resync_seconds=services.settings.subscription_resync_seconds,
         )
-        async for update in updates:
-            yield TaskUpdate.from_update(update)
+        with SUBSCRIPTIONS.track_inprogress():
+            async for update in updates:
+                yield TaskUpdate.from_update(update)

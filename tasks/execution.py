@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -17,6 +18,7 @@ from celery import Celery
 from graphql_app.settings import Settings
 from persistence import repository
 from persistence.models import TaskChange
+from tasks.metrics import record_attempt
 from tasks.providers.base import ProviderError
 from tasks.running import CancelRequested, ClaimLost, Outcome, RunningTask, WorkFailed
 from tasks.runtime import WorkerRuntime
@@ -93,6 +95,7 @@ async def run_task(
         logger.info("task %s: nothing to do (finished, running elsewhere, or unknown)", task_id)
         return
     running = RunningTask(runtime, claimed, celery_app)
+    started = time.monotonic()
     try:
         await _run_claimed(running, work)
     except ClaimLost:
@@ -101,3 +104,5 @@ async def run_task(
         logger.exception("task %s failed unexpectedly", task_id)
         with contextlib.suppress(ClaimLost):
             await running.fail(UNEXPECTED_FAILURE)
+    finally:
+        record_attempt(running.task, time.monotonic() - started)
