@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from collections import Counter
@@ -63,6 +64,9 @@ MULTIPART_REFUSED = (
 )
 
 
+# The close code for "this server is stopping": clients reconnect, elsewhere.
+GOING_AWAY = 1001
+GOING_AWAY_REASON = "server shutting down"
 WEBSOCKETS = Gauge("aitasks_websockets_open", "WebSockets open and past connection_init.")
 
 # Where the HTTP gate leaves the caller for the operation's context, and where a
@@ -104,6 +108,8 @@ class GraphQLApp(GraphQL[Context, None]):
         self._max_sockets = settings.ws_connections_max_per_key
         # Open WebSockets per caller on this process.
         self._sockets: Counter[str] = Counter()
+        # How to reach each open WebSocket, to tell it the server is going away.
+        self._open: dict[int, Send] = {}
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -130,7 +136,18 @@ class GraphQLApp(GraphQL[Context, None]):
         # field is wrong.
         return orjson.dumps(data).decode()
 
+    async def going_away(self) -> None:
+        """Close every WebSocket with 1001 (going away), so clients reconnect to
+        another process while this one stops."""
+        for send in list(self._open.values()):
+            with contextlib.suppress(Exception):
+                await send(
+                    {"type": "websocket.close", "code": GOING_AWAY, "reason": GOING_AWAY_REASON}
+                )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            self._open[id(scope)] = send
         if scope["type"] == "http" and not _asks_for_graphiql(scope):
             services: Services = scope["app"].state.services
             key = key_of_request(Headers(scope=scope))
@@ -150,6 +167,7 @@ class GraphQLApp(GraphQL[Context, None]):
         try:
             await super().__call__(scope, receive, send)
         finally:
+            self._open.pop(id(scope), None)
             owner = scope.get("state", {}).pop(SOCKET_OWNER_STATE, None)
             if owner is not None:
                 WEBSOCKETS.dec()
@@ -255,6 +273,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": traced, "metrics": traced, "logs": traced},
     )
     graphql_app = GraphQLApp(settings)
+    app.state.graphql = graphql_app
     # Routes, not a Mount: a Mount would redirect `/graphql` to `/graphql/`.
     app.router.routes.append(Route("/graphql", graphql_app, methods=["GET", "POST"]))
     app.router.routes.append(WebSocketRoute("/graphql", graphql_app))

@@ -58,21 +58,12 @@ def run(with_flower: bool) -> None:
 @main.command()
 def api() -> None:
     """Serve the GraphQL API (needs AITASKS_DATABASE_URL and AITASKS_REDIS_URL)."""
-    import uvicorn
-
     from graphql_app.app import create_app
+    from graphql_app.server import serve
 
     settings = _settings()
     _services(settings)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        # Compression costs tens of kilobytes per socket; updates are small anyway.
-        ws_per_message_deflate=False,
-        log_level="info",
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
-    )
+    serve(create_app(settings), settings)
 
 
 @main.command()

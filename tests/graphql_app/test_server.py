@@ -1,0 +1,87 @@
+"""Stopping: the API closes WebSockets with 1001 and exits in time; a worker told to stop
+finishes its running task, which ends COMPLETED once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+import websockets
+from websockets import Subprotocol
+
+from graphql_app.settings import Settings
+from tests.fixtures.graphql import TASK_STATUS, create_task, get_task, poll_until_finished
+from tests.fixtures.stack import Process, Stack, wait_until
+from tests.fixtures.tasks import insert_pending_task, logged_events
+
+pytestmark = pytest.mark.anyio
+SHUTDOWN_SECONDS = Settings.model_fields["shutdown_timeout_seconds"].default
+SUBSCRIBERS = 3
+
+
+@pytest.fixture
+def stopping(make_stack: Callable[..., Stack]) -> tuple[Stack, Process, str]:
+    """An API of its own (the test stops it) and a task that stays PENDING."""
+    stack = make_stack()
+    api = stack.start_api()
+    return stack, api, str(insert_pending_task(stack.database_url, "never runs").id)
+
+
+async def test_sigterm_closes_subscriptions_with_going_away_and_the_api_exits(
+    stopping: tuple[Stack, Process, str],
+) -> None:
+    stack, api, waiting = stopping
+    sockets = []
+    for index in range(SUBSCRIBERS):
+        ws = await websockets.connect(
+            stack.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]
+        )
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": TASK_STATUS, "variables": {"id": waiting}}
+        await ws.send(json.dumps({"id": str(index), "type": "subscribe", "payload": payload}))
+        assert json.loads(await ws.recv())["type"] == "next"
+        sockets.append(ws)
+
+    os.kill(api.popen.pid, signal.SIGTERM)
+    codes = []
+    for ws in sockets:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), SHUTDOWN_SECONDS)
+        assert closed.value.rcvd is not None
+        codes.append(closed.value.rcvd.code)
+    exit_code = await asyncio.to_thread(api.popen.wait, SHUTDOWN_SECONDS)
+
+    assert codes == [1001] * SUBSCRIBERS
+    # uvicorn stops cleanly, then re-raises the signal so a supervisor sees why it ended.
+    assert exit_code in (0, -signal.SIGTERM)
+    assert "Finished server process" in api.log()
+
+
+def test_sigterm_to_a_worker_mid_task_finishes_the_task_once(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(AITASKS_DEMO_DURATION_SECONDS="3")
+    worker = stack.start_worker()
+    stack.start_api()
+    task = create_task(stack, prompt="Finish me before you go", model="demo")
+    wait_until(
+        lambda: (get_task(stack, task["id"]) or {}).get("status") == "PROCESSING",
+        30,
+        "the worker to start the task",
+    )
+
+    # The worker's main process only, as `docker stop` or systemd would: its pool
+    # processes finish what they are running.
+    os.kill(worker.popen.pid, signal.SIGTERM)
+    worker.popen.wait(60)
+    final = poll_until_finished(stack, task["id"])
+
+    assert final["status"] == "COMPLETED"
+    assert final["attempts"] == 1
+    statuses = [event.status for event in logged_events(stack.database_url, task["id"])]
+    assert statuses.count("COMPLETED") == 1
