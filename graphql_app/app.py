@@ -40,11 +40,12 @@ from graphql_app.auth import (
 )
 from graphql_app.health import healthz, metrics, readyz
 from graphql_app.limits import BodySizeLimit
+from graphql_app.logs import RequestLog
 from graphql_app.settings import Settings, get_settings
 from persistence.database import create_engine, create_sessionmaker
 from persistence.events import TaskEventHub
 from schema import QueryLimits, build_schema
-from schema.context import Context, Services
+from schema.context import CURRENT_REQUEST, Context, Services
 from tasks.callers import DEVELOPMENT_CALLER, KeyChecker
 from tasks.dispatch import Dispatcher
 from tasks.limits import RateLimiter
@@ -164,6 +165,8 @@ class GraphQLApp(GraphQL[Context, None]):
                 )
                 return
             scope.setdefault("state", {})[CALLER_STATE] = caller
+            if (request := CURRENT_REQUEST.get()) is not None:
+                request.caller = caller.name
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -283,6 +286,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(Route("/login", login_page, methods=["GET"]))
     app.router.routes.append(Route("/login", login, methods=["POST"]))
     app.add_middleware(BodySizeLimit, max_bytes=settings.request_max_bytes)
+    # Outermost, so that even a refused request is logged with its id.
+    app.add_middleware(RequestLog)
 
     app.router.routes.append(Route("/healthz", healthz, methods=["GET"]))
     app.router.routes.append(Route("/readyz", readyz, methods=["GET"]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import tempfile
@@ -29,15 +28,13 @@ def _services(settings: Settings) -> tuple[str, str]:
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # These narrate every step at INFO: pgserver's commands with their whole output,
-    # alembic's plugin set-up, each health-check request.
-    for chatty in ("pgserver", "alembic.runtime.plugins", "httpx"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    from graphql_app import logs
+
+    try:
+        json_lines = get_settings().json_logs
+    except ConfigurationError:
+        json_lines = False  # the command itself reports the configuration problem
+    logs.configure(json_lines)
 
 
 @click.group()

@@ -38,6 +38,9 @@ def serve(app: FastAPI, settings: Settings) -> None:
         # Compression costs tens of kilobytes per socket; updates are small anyway.
         ws_per_message_deflate=False,
         log_level="info",
+        # RequestLog writes one line per request, with the request id and operation.
+        access_log=False,
+        log_config=None,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
     )
     Server(config, app).run()

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     # with no exporter configured it only costs time (about 5% of a create in a py-spy
     # profile; not separable from noise in the create benchmark).
     opentelemetry: bool = False
+    # "json" (one object per line) or "text"; unset: json in production, text otherwise.
+    log_format: Literal["json", "text"] | None = None
 
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("AITASKS_OPENAI_API_KEY", "OPENAI_API_KEY")
@@ -204,6 +206,10 @@ class Settings(BaseSettings):
         Half the visibility timeout at most, so the broker never hands a waiting message
         out twice."""
         return min(2 * self.sweep_interval_seconds, self.visibility_timeout_seconds / 2)
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" if self.log_format else self.env == "production"
 
     @property
     def introspection_enabled(self) -> bool:

@@ -11,6 +11,8 @@ from graphql import FieldNode, OperationDefinitionNode
 from prometheus_client import Counter, Gauge, Histogram
 from strawberry.extensions import SchemaExtension
 
+from schema.context import CURRENT_REQUEST
+
 OPERATIONS = Counter(
     "aitasks_graphql_operations_total",
     "GraphQL operations served, by type and root field, and whether they had errors.",
@@ -50,4 +52,6 @@ class OperationMetrics(SchemaExtension):
         result = context.result
         failed = result is None or bool(getattr(result, "errors", None))
         OPERATIONS.labels(kind, field, "error" if failed else "ok").inc()
+        if (request := CURRENT_REQUEST.get()) is not None:
+            request.operation = f"{kind} {field}"
         OPERATION_SECONDS.labels(kind, field).observe(time.perf_counter() - started)

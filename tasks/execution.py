@@ -18,9 +18,16 @@ from celery import Celery
 from graphql_app.settings import Settings
 from persistence import repository
 from persistence.models import TaskChange
+from tasks.logs import log_transition
 from tasks.metrics import record_attempt
 from tasks.providers.base import ProviderError
-from tasks.running import CancelRequested, ClaimLost, Outcome, RunningTask, WorkFailed
+from tasks.running import (
+    CancelRequested,
+    ClaimLost,
+    Outcome,
+    RunningTask,
+    WorkFailed,
+)
 from tasks.runtime import WorkerRuntime
 
 logger = logging.getLogger(__name__)
@@ -94,6 +101,7 @@ async def run_task(
     if claimed is None:
         logger.info("task %s: nothing to do (finished, running elsewhere, or unknown)", task_id)
         return
+    log_transition(claimed.task)
     running = RunningTask(runtime, claimed, celery_app)
     started = time.monotonic()
     try:

@@ -20,6 +20,7 @@ from persistence import repository
 from persistence.events import take_cancel_request
 from persistence.models import STAGE_MAX_CHARS, FileRole, TaskChange, TaskFile
 from tasks.dispatch import send_task
+from tasks.logs import log_transition
 from tasks.providers.base import Chunk, ProviderError
 from tasks.runtime import WorkerRuntime
 
@@ -114,6 +115,8 @@ class RunningTask:
         made = await self.runtime.write(change)
         if made is None:
             raise ClaimLost
+        if made.task.status != self.task.status:
+            log_transition(made.task)
         self.task = made.task
         self._last_write = time.monotonic()
 

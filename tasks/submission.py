@@ -30,6 +30,7 @@ from tasks.dispatch import Dispatcher
 from tasks.errors import InvalidInputError, TaskLimitError, TaskNotFoundError, TaskStateError
 from tasks.files import NewFile, check_files
 from tasks.limits import RateLimiter
+from tasks.logs import log_transition
 from tasks.params import check_params
 from tasks.text import check_text
 
@@ -225,6 +226,7 @@ async def create_task(
             return existing
     else:
         raise InvalidInputError("idempotencyKey", "This idempotency key is busy; try again.")
+    log_transition(task)
     event = creation_event(task)
     if row.handed_over:
         countdown = row.delay_seconds
@@ -242,6 +244,7 @@ async def _load(uow: UnitOfWork, task_id: str, owner: str) -> Task:
 
 
 def _announce(uow: UnitOfWork, dispatcher: Dispatcher, change: TaskChange) -> Task:
+    log_transition(change.task)
     uow.after_commit(partial(dispatcher.publish, change.event))
     return change.task
 

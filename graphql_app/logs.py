@@ -1,0 +1,141 @@
+"""Logs: one JSON object per line in production, readable lines in development.
+
+Every line carries the request id of the HTTP request it belongs to, and lines about a
+task carry its `task_id` (pass it as `extra={"task_id": ...}`). Prompts, results and API
+keys are never logged at INFO.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from schema.context import CURRENT_REQUEST, RequestInfo
+
+# Attributes every LogRecord has; anything else on a record came in through `extra`.
+STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# A request id a client sends is kept only if it looks like one.
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+REQUEST_ID_HEADER = b"x-request-id"
+
+logger = logging.getLogger("aitasks.requests")
+
+
+class _WithRequestId(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = CURRENT_REQUEST.get()
+        if request is not None and not hasattr(record, "request_id"):
+            record.request_id = request.request_id
+        return True
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {key: value for key, value in vars(record).items() if key not in STANDARD_ATTRIBUTES}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **_extras(record),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """The readable form: the message, then its extras as key=value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = " ".join(f"{key}={value}" for key, value in _extras(record).items())
+        return f"{line} [{extras}]" if extras else line
+
+
+def configure(json_lines: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_WithRequestId())
+    if json_lines:
+        handler.setFormatter(JsonFormatter())
+        handler.formatter.converter = time.gmtime  # type: ignore[union-attr]
+    else:
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    # These narrate every step at INFO: pgserver's commands with their whole output,
+    # alembic's plugin set-up, each health-check request; uvicorn's access log is
+    # replaced by RequestLog's one line per request.
+    for chatty in ("pgserver", "alembic.runtime.plugins", "httpx", "uvicorn.access"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name == REQUEST_ID_HEADER:
+            given = value.decode("latin-1")
+            if REQUEST_ID.match(given):
+                return given
+    return uuid.uuid4().hex
+
+
+class RequestLog:
+    """One line per HTTP request (method, path, status, duration, request id, and for
+    GraphQL the operation), and the request id echoed in `X-Request-ID`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request = RequestInfo(_request_id(scope))
+        token = CURRENT_REQUEST.set(request)
+        started = time.perf_counter()
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER, request.request_id.encode()),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            CURRENT_REQUEST.reset(token)
+            self._log(scope, request, status, time.perf_counter() - started)
+
+    @staticmethod
+    def _log(scope: Scope, request: RequestInfo, status: int, seconds: float) -> None:
+        method = scope.get("method", "WEBSOCKET")
+        details: dict[str, Any] = {
+            "request_id": request.request_id,
+            "method": method,
+            "path": scope.get("path"),
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+        }
+        if request.operation:
+            details["operation"] = request.operation
+        if request.caller:
+            details["caller"] = request.caller
+        details.update(request.extra)
+        logger.info("%s %s %s", method, scope.get("path"), status or "-", extra=details)
