@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     # `aitasks run` waits this long for its processes to stop before killing them.
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    @field_validator("openai_api_key", "openai_base_url", "default_model", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # Compose files pass `VAR: ${VAR:-}`: an empty value means "not set".
+        return None if value == "" else value
+
     @field_validator("models", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
