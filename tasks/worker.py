@@ -144,7 +144,7 @@ def start_flower(settings: Settings, port: int) -> None:
     """Run Flower on our Celery app until stopped. Task arguments are task ids only, so
     Flower shows nothing secret."""
     app = create_worker_app(settings)
-    app.start(["celery", "flower", f"--port={port}", f"--address={settings.host}"])
+    app.start(["flower", f"--port={port}", f"--address={settings.host}"])
 
 
 def start_worker(

@@ -38,9 +38,17 @@ def config(*args: str, passwords: bool = True) -> subprocess.CompletedProcess[st
     command = compose_command()
     if command is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-    env = {key: value for key, value in os.environ.items() if not key.endswith("_PASSWORD")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.endswith(("_PASSWORD", "_BASIC_AUTH"))
+    }
     if passwords:
-        env |= {"POSTGRES_PASSWORD": "a-real-one", "REDIS_PASSWORD": "another-one"}
+        env |= {
+            "POSTGRES_PASSWORD": "a-real-one",
+            "REDIS_PASSWORD": "another-one",
+            "FLOWER_BASIC_AUTH": "ops:a-third-one",
+        }
     return subprocess.run(
         [*command, "-f", str(ROOT / "docker-compose.yml"), "config", *args],
         env=env,
