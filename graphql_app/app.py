@@ -45,8 +45,9 @@ from graphql_app.settings import Settings, get_settings
 from persistence.database import create_engine, create_sessionmaker
 from persistence.events import TaskEventHub
 from schema import QueryLimits, build_schema
-from schema.context import CURRENT_REQUEST, Context, Services
+from schema.context import Context, Services
 from tasks.callers import DEVELOPMENT_CALLER, KeyChecker
+from tasks.context import CURRENT_REQUEST
 from tasks.dispatch import Dispatcher
 from tasks.limits import RateLimiter
 

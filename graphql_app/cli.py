@@ -83,6 +83,8 @@ def worker(queues: str | None, beat: bool, concurrency: int | None, metrics_port
     if metrics_port:
         # Before anything imports prometheus_client: then the pool processes count into
         # files there, which the main process sums (its multiprocess mode).
+        if "prometheus_client" in sys.modules:
+            raise click.ClickException("metrics were set up too late (prometheus_client loaded)")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aitasks-metrics-")
     from tasks.worker import check_queues, start_worker
 

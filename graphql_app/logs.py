@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from schema.context import CURRENT_REQUEST, RequestInfo
+from tasks.context import CURRENT_REQUEST, RequestInfo
 
 # Attributes every LogRecord has; anything else on a record came in through `extra`.
 STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}

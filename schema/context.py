@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -18,21 +17,6 @@ from tasks.callers import Caller, KeyChecker
 from tasks.dispatch import Dispatcher
 from tasks.errors import Unauthenticated
 from tasks.limits import RateLimiter
-
-
-@dataclass
-class RequestInfo:
-    """What the log line of one HTTP request says, filled in as the request is served."""
-
-    request_id: str
-    operation: str | None = None  # "mutation createTask", say
-    caller: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-CURRENT_REQUEST: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(
-    "aitasks_request", default=None
-)
 
 
 @dataclass(frozen=True)
