@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -85,7 +87,16 @@ def worker(queues: str | None, beat: bool, concurrency: int | None, metrics_port
         # files there, which the main process sums (its multiprocess mode).
         if "prometheus_client" in sys.modules:
             raise click.ClickException("metrics were set up too late (prometheus_client loaded)")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aitasks-metrics-")
+        directory = tempfile.mkdtemp(prefix="aitasks-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        owner = os.getpid()
+
+        def remove_directory() -> None:
+            # Only the main process: a pool process that ran exit handlers must not.
+            if os.getpid() == owner:
+                shutil.rmtree(directory, ignore_errors=True)
+
+        atexit.register(remove_directory)
     from tasks.worker import check_queues, start_worker
 
     settings = _settings()
