@@ -41,6 +41,7 @@ from graphql_app.auth import (
 from graphql_app.health import healthz, metrics, readyz
 from graphql_app.limits import BodySizeLimit
 from graphql_app.logs import RequestLog
+from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
 from graphql_app.settings import Settings, get_settings
 from persistence.database import create_engine, create_sessionmaker
 from persistence.events import TaskEventHub
@@ -204,7 +205,9 @@ class GraphQLApp(GraphQL[Context, None]):
 
 
 @asynccontextmanager
-async def _services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """The connections and helpers an API process (or `aitasks mcp`) shares, closed on
+    exit."""
     database_url, redis_url = settings.require_services()
     engine = create_engine(database_url, APPLICATION_NAME)
     sessionmaker = create_sessionmaker(engine)
@@ -257,8 +260,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with _services(settings) as services:
+        async with open_services(settings) as services:
             app.state.services = services
+            # Built here, not at import: its tools need the services.
+            app.state.mcp = build_mcp_server(services)
+            mount_http(app.state.mcp, settings)
             if not settings.auth:
                 logger.warning(
                     "AUTHENTICATION IS OFF (AITASKS_AUTH=off): anyone who can reach this "
@@ -266,7 +272,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     DEVELOPMENT_CALLER,
                 )
             _freeze_startup_objects()
-            yield
+            async with app.state.mcp.session_manager.run():
+                yield
 
     traced = settings.opentelemetry
     app = FastAPI(
@@ -284,6 +291,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(
         Route("/tasks/{task_id}/artifacts/{name}", download_artifact, methods=["GET"])
     )
+    app.router.routes.append(Route(MCP_PATH, McpEndpoint()))
     app.router.routes.append(Route("/login", login_page, methods=["GET"]))
     app.router.routes.append(Route("/login", login, methods=["POST"]))
     app.add_middleware(BodySizeLimit, max_bytes=settings.request_max_bytes)

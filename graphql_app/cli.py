@@ -65,6 +65,35 @@ def api() -> None:
     serve(create_app(settings), settings)
 
 
+async def _serve_mcp(settings: Settings, key: str | None) -> None:
+    from graphql_app.app import open_services
+    from graphql_app.auth import authenticate
+    from graphql_app.mcp_server import build_mcp_server
+
+    async with open_services(settings) as services:
+        caller = await authenticate(services, key)
+        if caller is None:
+            raise ConfigurationError(
+                "AITASKS_API_KEY is not set or not a valid key: set it to a key from "
+                "`aitasks keys create --name NAME`."
+            )
+        await build_mcp_server(services, caller).run_stdio_async()
+
+
+@main.command()
+def mcp() -> None:
+    """Serve the MCP tools over stdio, for an AI agent that starts this command (needs
+    AITASKS_DATABASE_URL, AITASKS_REDIS_URL and AITASKS_API_KEY). Logs go to stderr."""
+    import asyncio
+
+    settings = _settings()
+    _services(settings)
+    try:
+        asyncio.run(_serve_mcp(settings, os.environ.get("AITASKS_API_KEY") or None))
+    except ConfigurationError as error:
+        raise click.ClickException(str(error)) from None
+
+
 @main.command()
 @click.option(
     "--queues",
