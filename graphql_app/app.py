@@ -18,6 +18,7 @@ from prometheus_client import Gauge
 from redis.asyncio import Redis
 from starlette.datastructures import Headers
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -30,13 +31,12 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from graphql_app.artifacts import download_artifact
 from graphql_app.auth import (
+    admit,
     authenticate,
     key_of_connection,
     key_of_request,
     login,
     login_page,
-    rate_limited,
-    unauthenticated,
 )
 from graphql_app.health import healthz, metrics, readyz
 from graphql_app.limits import BodySizeLimit
@@ -153,18 +153,9 @@ class GraphQLApp(GraphQL[Context, None]):
             self._open[id(scope)] = send
         if scope["type"] == "http" and not _asks_for_graphiql(scope):
             services: Services = scope["app"].state.services
-            key = key_of_request(Headers(scope=scope))
-            caller = await authenticate(services, key)
-            if caller is None:
-                await unauthenticated()(scope, receive, send)
-                return
-            wait = await services.limiter.retry_after(
-                caller.name, "requests", services.settings.requests_per_minute
-            )
-            if wait is not None:
-                await rate_limited(wait, "requests", "AITASKS_REQUESTS_PER_MINUTE")(
-                    scope, receive, send
-                )
+            caller = await admit(services, key_of_request(Headers(scope=scope)))
+            if isinstance(caller, Response):
+                await caller(scope, receive, send)
                 return
             scope.setdefault("state", {})[CALLER_STATE] = caller
             if (request := CURRENT_REQUEST.get()) is not None:

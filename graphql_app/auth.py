@@ -85,6 +85,20 @@ def rate_limited(wait_seconds: float, what: str, setting: str) -> Response:
     return JSONResponse({"errors": [error]}, status_code=429, headers={"Retry-After": str(seconds)})
 
 
+async def admit(services: Services, key: str | None) -> Caller | Response:
+    """The caller of an HTTP request, or the response refusing it: 401 without a valid
+    key, 429 over the caller's request rate."""
+    caller = await authenticate(services, key)
+    if caller is None:
+        return unauthenticated()
+    wait = await services.limiter.retry_after(
+        caller.name, "requests", services.settings.requests_per_minute
+    )
+    if wait is not None:
+        return rate_limited(wait, "requests", "AITASKS_REQUESTS_PER_MINUTE")
+    return caller
+
+
 LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>aitasks: log in</title>
 <style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}

@@ -21,9 +21,10 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from graphql_app.auth import authenticate, bearer, rate_limited, unauthenticated
+from graphql_app.auth import admit, authenticate, bearer
 from graphql_app.settings import Settings
 from persistence import models
 from persistence.models import TaskKind, TaskPriority, TaskStatus
@@ -313,17 +314,9 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["app"].state
         services: Services = state.services
-        key = bearer(Headers(scope=scope).get("authorization"))
-        caller = await authenticate(services, key)
-        if caller is None:
-            await unauthenticated()(scope, receive, send)
-            return
-        wait = await services.limiter.retry_after(
-            caller.name, "requests", services.settings.requests_per_minute
-        )
-        if wait is not None:
-            response = rate_limited(wait, "requests", "AITASKS_REQUESTS_PER_MINUTE")
-            await response(scope, receive, send)
+        caller = await admit(services, bearer(Headers(scope=scope).get("authorization")))
+        if isinstance(caller, Response):
+            await caller(scope, receive, send)
             return
         server: MCPServer = state.mcp
         await server.session_manager.handle_request(scope, receive, send)
