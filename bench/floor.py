@@ -1,7 +1,7 @@
 """The floor of `createTask`: a FastAPI endpoint that does only what a create must do.
 
 It stores the same row as `createTask`, in the same table with the same columns, and the
-creation's entry in `task_events` in the same statement, as `repository.insert_task`
+creation's entry in `task_events` in the same statement, as `creation.insert_task`
 does (one INSERT ... RETURNING in a CTE, and an INSERT ... SELECT from it): one round trip
 to PostgreSQL, committed on its own. Then one LPUSH to Redis of a message as long as the
 Celery message the API sends. No GraphQL, no ORM, no Celery client, no PUBLISH.

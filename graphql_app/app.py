@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -20,7 +21,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
@@ -47,6 +48,7 @@ from persistence.database import create_engine, create_sessionmaker
 from persistence.events import TaskEventHub
 from schema import QueryLimits, build_schema
 from schema.context import Context, Services
+from schema.prepared import PreparedOperations
 from tasks.callers import DEVELOPMENT_CALLER, KeyChecker
 from tasks.context import CURRENT_REQUEST
 from tasks.dispatch import Dispatcher
@@ -66,6 +68,10 @@ MULTIPART_REFUSED = (
     "(or `Apollo-Require-Preflight: true`), so that a form on another site cannot send one."
 )
 
+
+# The keys of a JSON request that the prepared path serves; any other (`extensions`)
+# goes to Strawberry.
+PLAIN_REQUEST_KEYS = frozenset({"query", "variables", "operationName"})
 
 # The close code for "this server is stopping": clients reconnect, elsewhere.
 GOING_AWAY = 1001
@@ -87,6 +93,58 @@ def _asks_for_graphiql(scope: Scope) -> bool:
     return "text/html" in accept
 
 
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return parse_content_type(value.decode("latin-1"))[0] == "application/json"
+    return False
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    """A `receive` that gives the body already read once, then waits as the server's would
+    (for the client to disconnect)."""
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> Message:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def _single_operation(data: object) -> tuple[str, dict[str, Any] | None, str | None] | None:
+    """The query, variables and operation name of a plain single-operation request;
+    None for anything else (a batch, extensions, a malformed body)."""
+    if not isinstance(data, dict) or not data.keys() <= PLAIN_REQUEST_KEYS:
+        return None
+    query, variables = data.get("query"), data.get("variables")
+    operation_name = data.get("operationName")
+    if not isinstance(query, str) or not isinstance(variables, dict | None):
+        return None
+    if not isinstance(operation_name, str | None):
+        return None
+    return query, variables, operation_name
+
+
+def _sub_response() -> Response:
+    """What resolvers may set a status or headers on, as Strawberry's ASGI view gives them."""
+    response = Response()
+    response.status_code = None  # type: ignore[assignment]
+    del response.headers["content-length"]
+    return response
+
+
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app, mounted directly: it serves well above FastAPI's router."""
 
@@ -98,8 +156,9 @@ class GraphQLApp(GraphQL[Context, None]):
             max_batch=settings.batch_max_operations,
             introspection=settings.introspection_enabled,
         )
+        schema = build_schema(limits)
         super().__init__(
-            build_schema(limits),
+            schema,
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(
@@ -108,6 +167,7 @@ class GraphQLApp(GraphQL[Context, None]):
             max_subscriptions_per_connection=settings.ws_subscriptions_max,
             multipart_uploads_enabled=True,
         )
+        self._prepared = PreparedOperations(schema, limits)
         self._max_sockets = settings.ws_connections_max_per_key
         # Open WebSockets per caller on this process.
         self._sockets: Counter[str] = Counter()
@@ -160,6 +220,11 @@ class GraphQLApp(GraphQL[Context, None]):
             scope.setdefault("state", {})[CALLER_STATE] = caller
             if (request := CURRENT_REQUEST.get()) is not None:
                 request.caller = caller.name
+            if scope["method"] == "POST" and _is_json(scope):
+                body = await _read_body(receive)
+                if await self._serve_prepared(scope, body, send):
+                    return
+                receive = _replay(body)
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -170,6 +235,35 @@ class GraphQLApp(GraphQL[Context, None]):
                 self._sockets[owner] -= 1
                 if self._sockets[owner] <= 0:
                     del self._sockets[owner]
+
+    async def _serve_prepared(self, scope: Scope, body: bytes, send: Send) -> bool:
+        """Answer a JSON request for a prepared operation (see schema.prepared); False,
+        having sent nothing, when the request is one for Strawberry to answer."""
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return False
+        request_data = _single_operation(data)
+        if request_data is None:
+            return False
+        query, variables, operation_name = request_data
+        prepared = self._prepared.get(query, operation_name)
+        if prepared is None:
+            return False
+        sub_response = _sub_response()
+        request = Request(scope)
+        context = await self.get_context(request, sub_response)
+        result = await self._prepared.execute(prepared, variables, context)
+        payload = orjson.dumps(result)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            *sub_response.headers.raw,
+        ]
+        status = sub_response.status_code or 200
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": payload})
+        return True
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services
@@ -222,10 +316,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     try:
         yield Services(
             settings=settings,
+            engine=engine,
             sessionmaker=sessionmaker,
-            autocommit_sessionmaker=create_sessionmaker(
-                engine.execution_options(isolation_level="AUTOCOMMIT")
-            ),
             hub=hub,
             dispatcher=Dispatcher(commands),
             keys=KeyChecker(sessionmaker, settings.auth_cache_seconds),

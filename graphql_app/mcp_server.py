@@ -28,7 +28,7 @@ from graphql_app.auth import admit, authenticate, bearer
 from graphql_app.settings import Settings
 from persistence import models
 from persistence.models import TaskKind, TaskPriority, TaskStatus
-from persistence.unit_of_work import unit_of_work
+from persistence.unit_of_work import connection_unit, unit_of_work
 from schema.context import Services
 from tasks import submission
 from tasks.callers import Caller
@@ -139,9 +139,9 @@ async def _find(services: Services, task_id: str, owner: str) -> models.Task:
 
 async def _create(services: Services, new_task: submission.NewTask) -> Task:
     try:
-        async with unit_of_work(services.sessionmaker) as uow:
+        async with connection_unit(services.engine, transaction=True) as unit:
             task = await submission.create_task(
-                uow, new_task, services.dispatcher, services.settings, services.limiter
+                unit, new_task, services.dispatcher, services.settings, services.limiter
             )
     except AitasksError as error:  # bad input, or a caller's limit
         raise ToolError(error.message) from None

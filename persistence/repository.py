@@ -17,10 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Float,
-    Interval,
     and_,
-    bindparam,
     delete,
     func,
     insert,
@@ -32,7 +29,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import (
@@ -99,65 +95,6 @@ def describe_artifact(file: TaskFile) -> dict[str, Any]:
     return {"name": file.name, "contentType": file.content_type, "size": file.size}
 
 
-@functools.cache
-def _insert_statement(keyed: bool) -> Any:
-    """The INSERT of a new task and its creation's log entry, as one statement with bound
-    parameters. Built once: building it per create cost more Python time than the
-    round trip to PostgreSQL."""
-    columns = Task.__table__.c
-    delay = bindparam("delay", type_=Interval)
-    values: dict[str, Any] = {
-        name: bindparam(name, type_=columns[name].type)
-        for name in ("id", "owner", "kind", "prompt", "model", "status", "stage", "priority")
-    }
-    values["timeout_seconds"] = bindparam("timeout_seconds", type_=Float)
-    values["params"] = bindparam("params", type_=columns.params.type)
-    values["inputs"] = bindparam("inputs", type_=JSONB)
-    values["idempotency_key"] = bindparam("idempotency_key", type_=columns.idempotency_key.type)
-    # NULL when there is no delay: now() + NULL is NULL.
-    values["scheduled_for"] = func.now() + delay
-    values["enqueued_at"] = func.now() + bindparam("enqueue_delay", type_=Interval)
-    statement: Any = pg_insert(Task).values(values)
-    if keyed:
-        statement = statement.on_conflict_do_nothing(
-            index_elements=[Task.owner, Task.idempotency_key],
-            index_where=Task.idempotency_key.is_not(None),
-        )
-    created = statement.returning(*columns).cte("created")
-    logged = _logged(created, delta=None, result_reset=True).cte("logged")
-    return select(Task).from_statement(select(created).add_cte(logged))
-
-
-async def insert_task(session: AsyncSession, new: NewTaskRow) -> Task | None:
-    """Store a PENDING task and log its creation (sequence 1), in one statement.
-
-    Returns None, storing nothing, when a task with the same idempotency key exists.
-    """
-    delay = timedelta(seconds=new.delay_seconds) if new.delay_seconds else None
-    parameters = {
-        "id": uuid.uuid4(),
-        "owner": new.owner,
-        "kind": new.kind,
-        "prompt": new.prompt,
-        "model": new.model,
-        "status": TaskStatus.PENDING,
-        "stage": QUEUED_STAGE,
-        "priority": new.priority,
-        "timeout_seconds": new.timeout_seconds,
-        "idempotency_key": new.idempotency_key,
-        "params": new.params,
-        "inputs": new.inputs,
-        "delay": delay,
-        # A delayed task handed to the broker now counts as sent for its start time.
-        "enqueue_delay": delay if delay and new.handed_over else timedelta(0),
-    }
-    statement = _insert_statement(new.idempotency_key is not None)
-    task: Task | None = (await session.execute(statement, parameters)).scalar_one_or_none()
-    if task is not None and new.files:
-        await _insert_files(session, task.id, FileRole.INPUT, new.files)
-    return task
-
-
 async def _insert_files(
     session: AsyncSession, task_id: uuid.UUID, role: FileRole, files: Sequence[TaskFile]
 ) -> None:
@@ -196,40 +133,6 @@ async def get_artifact(
     )
     row = (await session.execute(query)).first()
     return TaskFile(*row) if row else None
-
-
-async def count_unfinished(session: AsyncSession, owner: str, *, up_to: int) -> int:
-    """How many of the owner's tasks are PENDING or PROCESSING, counting no further than
-    `up_to` (so the count costs the same however many there are)."""
-    unfinished = (
-        select(Task.id)
-        .where(Task.owner == owner, Task.status.in_([TaskStatus.PENDING, TaskStatus.PROCESSING]))
-        .limit(up_to)
-        .subquery()
-    )
-    return int((await session.execute(select(func.count()).select_from(unfinished))).scalar_one())
-
-
-async def find_by_idempotency_key(session: AsyncSession, owner: str, key: str) -> Task | None:
-    query = (
-        select(Task)
-        .where(Task.owner == owner, Task.idempotency_key == key)
-        .execution_options(populate_existing=True)
-    )
-    return (await session.execute(query)).scalar_one_or_none()
-
-
-async def release_idempotency_key(
-    session: AsyncSession, owner: str, key: str, older_than: datetime
-) -> bool:
-    """Free a key whose task was created before `older_than`, for a new task to take."""
-    statement = (
-        update(Task)
-        .where(Task.owner == owner, Task.idempotency_key == key, Task.created_at < older_than)
-        .values(idempotency_key=None)
-    )
-    result: Any = await session.execute(statement)
-    return bool(result.rowcount)
 
 
 async def get_task(session: AsyncSession, task_id: uuid.UUID, *, owner: str | None) -> Task | None:

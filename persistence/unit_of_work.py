@@ -6,23 +6,19 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from asyncpg import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 logger = logging.getLogger(__name__)
 
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-class UnitOfWork:
-    """A session plus what to do once its transaction has committed.
+class _Effects:
+    """What to do once a unit's transaction has committed. A rollback drops them, so
+    nothing is announced that was not stored."""
 
-    Services flush and register effects (enqueue a task, publish an event); only the edge
-    that opened the unit commits it. A rollback drops the effects, so nothing is announced
-    that was not stored.
-    """
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self) -> None:
         self._after_commit: list[AfterCommit] = []
 
     def after_commit(self, effect: AfterCommit) -> None:
@@ -37,6 +33,46 @@ class UnitOfWork:
                 # The row is committed; a lost message or event is recovered from it
                 # (the sweeper re-enqueues, subscribers re-read), so log and go on.
                 logger.exception("an after-commit effect failed")
+
+
+class UnitOfWork(_Effects):
+    """A session plus what to do once its transaction has committed.
+
+    Services flush and register effects (enqueue a task, publish an event); only the edge
+    that opened the unit commits it.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__()
+        self.session = session
+
+
+class ConnectionUnit(_Effects):
+    """The driver's own connection (asyncpg), for the few statements written out in SQL
+    (`persistence.creation`), plus what to do once they are committed."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__()
+        self.connection = connection
+
+
+@asynccontextmanager
+async def connection_unit(
+    engine: AsyncEngine, *, transaction: bool
+) -> AsyncIterator[ConnectionUnit]:
+    """A connection from the engine's pool, with its statements in one transaction, or,
+    without `transaction`, each committing on its own (no BEGIN or COMMIT round trips:
+    for work whose statements are each safe alone). Effects run after the block."""
+    async with engine.connect() as pooled:
+        raw = await pooled.get_raw_connection()
+        connection: Connection = raw.driver_connection
+        unit = ConnectionUnit(connection)
+        if transaction:
+            async with connection.transaction():
+                yield unit
+        else:
+            yield unit
+    await unit.run_after_commit()
 
 
 @asynccontextmanager

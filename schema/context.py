@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from graphql_app.settings import Settings
 from persistence.events import TaskEventHub
-from persistence.unit_of_work import UnitOfWork, unit_of_work
+from persistence.unit_of_work import ConnectionUnit, UnitOfWork, connection_unit, unit_of_work
 from tasks.callers import Caller, KeyChecker
 from tasks.dispatch import Dispatcher
 from tasks.errors import Unauthenticated
@@ -24,9 +24,8 @@ class Services:
     """Built once in the API's lifespan and shared by every request."""
 
     settings: Settings
+    engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    # Sessions whose statements each commit on their own (no BEGIN, no COMMIT).
-    autocommit_sessionmaker: async_sessionmaker[AsyncSession]
     hub: TaskEventHub
     dispatcher: Dispatcher
     keys: KeyChecker
@@ -65,17 +64,14 @@ class Context:
         return f"{base.rstrip('/')}{artifact_path(task_id, name)}"
 
     @asynccontextmanager
-    async def unit_of_work(self, *, autocommit: bool = False) -> AsyncIterator[UnitOfWork]:
-        """The operation's transaction: committed when the resolver's block ends.
-
-        With `autocommit`, each statement commits alone, saving the BEGIN and COMMIT round
-        trips; only for work whose statements are each safe on their own, such as
-        createTask's single INSERT. After-commit effects still run after the block.
-        """
-        services = self.services
-        sessionmaker = services.autocommit_sessionmaker if autocommit else services.sessionmaker
-        async with unit_of_work(sessionmaker) as uow:
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        """The operation's transaction: committed when the resolver's block ends."""
+        async with unit_of_work(self.services.sessionmaker) as uow:
             yield uow
+
+    def connection_unit(self, *, transaction: bool) -> AbstractAsyncContextManager[ConnectionUnit]:
+        """The driver's connection, for createTask (see `persistence.unit_of_work`)."""
+        return connection_unit(self.services.engine, transaction=transaction)
 
 
 def artifact_path(task_id: str, name: str) -> str:

@@ -47,3 +47,12 @@ class MaskUnexpected(MaskErrors):
 
 def mask_errors() -> Callable[[], MaskErrors]:
     return lambda: MaskUnexpected(should_mask_error=is_unexpected, error_message=UNEXPECTED_MESSAGE)
+
+
+_MASK = mask_errors()()
+
+
+def masked(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """The errors as a client may see them: unexpected ones masked, as the extension does
+    for operations that Strawberry runs."""
+    return [_MASK.anonymise_error(error) if is_unexpected(error) else error for error in errors]

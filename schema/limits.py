@@ -90,7 +90,7 @@ class _Measure:
         return size
 
 
-def _size_rule(limits: QueryLimits) -> type[ASTValidationRule]:
+def size_rule(limits: QueryLimits) -> type[ASTValidationRule]:
     class DocumentSize(ASTValidationRule):
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
@@ -130,7 +130,7 @@ def _size_rule(limits: QueryLimits) -> type[ASTValidationRule]:
 def limit_extensions(limits: QueryLimits) -> list[Callable[[], SchemaExtension]]:
     """The schema extensions that hold a document to the limits."""
     # One rule class for the schema's life: the validation cache is keyed by the rules.
-    rule = _size_rule(limits)
+    rule = size_rule(limits)
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: AddValidationRules([rule]),

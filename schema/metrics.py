@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from graphql import FieldNode, OperationDefinitionNode
 from prometheus_client import Counter, Gauge, Histogram
@@ -28,19 +30,51 @@ SUBSCRIPTIONS = Gauge("aitasks_subscriptions_active", "Subscriptions being serve
 TASKS_CREATED = Counter("aitasks_tasks_created_total", "Tasks created, by kind.", ["kind"])
 
 
-def _root(document: object) -> tuple[str, str]:
-    """The operation's type and root field ("invalid" when it never parsed)."""
+def _root_field(operation: OperationDefinitionNode) -> str:
+    fields = [
+        selection.name.value
+        for selection in operation.selection_set.selections
+        if isinstance(selection, FieldNode)
+    ]
+    return fields[0] if len(fields) == 1 else ("multiple" if fields else "none")
+
+
+def _operation_of(document: object) -> OperationDefinitionNode | None:
     definitions = getattr(document, "definitions", None) or ()
     for definition in definitions:
         if isinstance(definition, OperationDefinitionNode):
-            fields = [
-                selection.name.value
-                for selection in definition.selection_set.selections
-                if isinstance(selection, FieldNode)
-            ]
-            field = fields[0] if len(fields) == 1 else ("multiple" if fields else "none")
-            return definition.operation.value, field
-    return "invalid", "invalid"
+            return definition
+    return None
+
+
+@dataclass(frozen=True)
+class OperationCounter:
+    """The metrics of one kind of operation (its type and root field), with the label
+    lookups done once."""
+
+    name: str
+    ok: Any
+    error: Any
+    seconds: Any
+
+    @classmethod
+    def of(cls, operation: OperationDefinitionNode | None) -> OperationCounter:
+        # "invalid" when the document never parsed.
+        kind, field = ("invalid", "invalid")
+        if operation is not None:
+            kind, field = operation.operation.value, _root_field(operation)
+        return cls(
+            name=f"{kind} {field}",
+            ok=OPERATIONS.labels(kind, field, "ok"),
+            error=OPERATIONS.labels(kind, field, "error"),
+            seconds=OPERATION_SECONDS.labels(kind, field),
+        )
+
+    def count(self, *, failed: bool, seconds: float) -> None:
+        (self.error if failed else self.ok).inc()
+        if (request := CURRENT_REQUEST.get()) is not None:
+            request.operation = self.name
+        self.seconds.observe(seconds)
 
 
 class OperationMetrics(SchemaExtension):
@@ -48,10 +82,7 @@ class OperationMetrics(SchemaExtension):
         started = time.perf_counter()
         yield
         context = self.execution_context
-        kind, field = _root(context.graphql_document)
         result = context.result
         failed = result is None or bool(getattr(result, "errors", None))
-        OPERATIONS.labels(kind, field, "error" if failed else "ok").inc()
-        if (request := CURRENT_REQUEST.get()) is not None:
-            request.operation = f"{kind} {field}"
-        OPERATION_SECONDS.labels(kind, field).observe(time.perf_counter() - started)
+        counter = OperationCounter.of(_operation_of(context.graphql_document))
+        counter.count(failed=failed, seconds=time.perf_counter() - started)

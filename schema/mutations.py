@@ -83,9 +83,9 @@ class Mutation:
             # Each statement of a create without files is safe alone: the INSERT (with its
             # log entry) is one statement, and the idempotency-key steps are each
             # conditional. Files are separate rows, stored in the task's transaction.
-            async with info.context.unit_of_work(autocommit=not new_task.files) as uow:
+            async with info.context.connection_unit(transaction=bool(new_task.files)) as unit:
                 task = await submission.create_task(
-                    uow, new_task, services.dispatcher, services.settings, services.limiter
+                    unit, new_task, services.dispatcher, services.settings, services.limiter
                 )
         except InvalidInputError as error:
             return ValidationError(field=error.field, message=error.message)

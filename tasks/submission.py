@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_app.settings import Settings
-from persistence import repository
+from persistence import creation, repository
 from persistence.events import creation_event
 from persistence.models import (
     IDEMPOTENCY_KEY_MAX_CHARS,
@@ -25,7 +25,7 @@ from persistence.models import (
     TaskStatus,
 )
 from persistence.repository import NewTaskRow, PageKey
-from persistence.unit_of_work import UnitOfWork
+from persistence.unit_of_work import ConnectionUnit, UnitOfWork
 from tasks.dispatch import Dispatcher
 from tasks.errors import InvalidInputError, TaskLimitError, TaskNotFoundError, TaskStateError
 from tasks.files import NewFile, check_files
@@ -157,18 +157,17 @@ def _same_input(task: Task, row: NewTaskRow) -> bool:
     return stored == given and (task.params, task.inputs) == (row.params, row.inputs)
 
 
-async def _task_for_key(uow: UnitOfWork, row: NewTaskRow, settings: Settings) -> Task | None:
+async def _task_for_key(unit: ConnectionUnit, row: NewTaskRow, settings: Settings) -> Task | None:
     """The task an idempotency key already created, or None once the key is free again."""
     assert row.idempotency_key is not None
-    existing = await repository.find_by_idempotency_key(uow.session, row.owner, row.idempotency_key)
+    connection = unit.connection
+    existing = await creation.find_by_idempotency_key(connection, row.owner, row.idempotency_key)
     if existing is None:
         return None
     window = timedelta(hours=settings.idempotency_window_hours)
-    oldest = await repository.database_now(uow.session) - window
+    oldest = await creation.database_now(connection) - window
     if existing.created_at < oldest:
-        await repository.release_idempotency_key(
-            uow.session, row.owner, row.idempotency_key, oldest
-        )
+        await creation.release_idempotency_key(connection, row.owner, row.idempotency_key, oldest)
         return None
     if not _same_input(existing, row):
         raise InvalidInputError(
@@ -180,7 +179,7 @@ async def _task_for_key(uow: UnitOfWork, row: NewTaskRow, settings: Settings) ->
 
 
 async def _check_limits(
-    uow: UnitOfWork, owner: str, limiter: RateLimiter, settings: Settings
+    unit: ConnectionUnit, owner: str, limiter: RateLimiter, settings: Settings
 ) -> None:
     wait = await limiter.retry_after(owner, "creates", settings.creates_per_minute)
     if wait is not None:
@@ -192,7 +191,7 @@ async def _check_limits(
             seconds,
         )
     cap = settings.unfinished_tasks_max
-    if cap and await repository.count_unfinished(uow.session, owner, up_to=cap) >= cap:
+    if cap and await creation.count_unfinished(unit.connection, owner, up_to=cap) >= cap:
         raise TaskLimitError(
             f"This API key has {cap} tasks PENDING or PROCESSING, the most it may have "
             "(AITASKS_UNFINISHED_TASKS_MAX); create more once some have finished.",
@@ -201,7 +200,7 @@ async def _check_limits(
 
 
 async def create_task(
-    uow: UnitOfWork,
+    unit: ConnectionUnit,
     new_task: NewTask,
     dispatcher: Dispatcher,
     settings: Settings,
@@ -216,12 +215,12 @@ async def create_task(
     input cannot be run, and TaskLimitError when the caller is over a limit.
     """
     row = validate(new_task, settings)
-    await _check_limits(uow, row.owner, limiter, settings)
+    await _check_limits(unit, row.owner, limiter, settings)
     for _ in range(CONTROL_RACE_TRIES):
-        task = await repository.insert_task(uow.session, row)
+        task = await creation.insert_task(unit.connection, row)
         if task is not None:
             break
-        existing = await _task_for_key(uow, row, settings)
+        existing = await _task_for_key(unit, row, settings)
         if existing is not None:
             return existing
     else:
@@ -230,9 +229,9 @@ async def create_task(
     event = creation_event(task)
     if row.handed_over:
         countdown = row.delay_seconds
-        uow.after_commit(partial(dispatcher.enqueue, task, countdown=countdown, event=event))
+        unit.after_commit(partial(dispatcher.enqueue, task, countdown=countdown, event=event))
     else:
-        uow.after_commit(partial(dispatcher.publish, event))
+        unit.after_commit(partial(dispatcher.publish, event))
     return task
 
 

@@ -47,7 +47,7 @@ Two servers on one fresh database, each a single uvicorn process started with th
 options of `aitasks api`: the API itself, and **the floor** (`bench/floor.py`), a
 FastAPI endpoint doing only what a create must: the INSERT of the same row into `tasks`
 with the creation's `task_events` entry in the same statement, as
-`repository.insert_task` writes them (a CTE: INSERT ... RETURNING, then INSERT ...
+`creation.insert_task` writes them (a CTE: INSERT ... RETURNING, then INSERT ...
 SELECT from it; one round trip, committed on its own, over asyncpg with a pool of the
 engine's size), then one LPUSH to Redis of a message as long as the Celery message the
 API sends (read back from Redis at the start). No GraphQL, ORM, Celery client or PUBLISH.

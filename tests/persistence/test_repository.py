@@ -27,6 +27,7 @@ from persistence.models import (
     TaskStatus,
 )
 from tests.fixtures.stack import Stack
+from tests.fixtures.tasks import insert_in_session
 
 pytestmark = pytest.mark.anyio
 LEASE = 30.0
@@ -55,9 +56,7 @@ async def new_task(session: AsyncSession, prompt: str = "p", **options: Any) -> 
         timeout_seconds=60,
         **options,
     )
-    task = await repository.insert_task(session, row)
-    assert task is not None
-    return task
+    return await insert_in_session(session, row)
 
 
 async def output(

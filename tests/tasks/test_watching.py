@@ -24,7 +24,7 @@ from tasks import watching
 from tasks.callers import DEVELOPMENT_CALLER
 from tasks.watching import Update, watch_task
 from tests.fixtures.stack import Stack
-from tests.fixtures.tasks import new_row
+from tests.fixtures.tasks import insert_in_session, new_row
 
 pytestmark = pytest.mark.anyio
 LEASE = 60.0
@@ -43,9 +43,7 @@ class Services:
 
     async def new_task(self) -> Task:
         async with unit_of_work(self.sessionmaker) as uow:
-            task = await repository.insert_task(uow.session, new_row("watched"))
-        assert task is not None
-        return task
+            return await insert_in_session(uow.session, new_row("watched"))
 
     async def change(self, make: Change, *, announce: bool = True) -> TaskChange:
         """Commit a change as a worker does; publish it unless the message is to be lost.

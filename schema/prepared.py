@@ -1,0 +1,118 @@
+"""Prepared operations: a document parsed and validated once, then executed straight on
+graphql-core for every request that sends it again.
+
+Clients send the same few documents over and over (Apollo's `CREATE_TASK`, a poller's
+`task(id)` query). Strawberry runs its whole extension pipeline for each one (per-request
+extension objects, parse and validation caches looked up by hashing the text, the error
+mask, metrics); measured on createTask that cost more than the INSERT it serves. Here a
+document is parsed and validated once, under the same rules and limits, and later
+requests only execute it, masking and counting the same way.
+
+Only what is plainly a single query or mutation is prepared. Anything else (an invalid
+document, a subscription, several operations without a name) goes on to Strawberry,
+which gives its usual answer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from inspect import isawaitable
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationType,
+    execute,
+    get_operation_ast,
+    parse,
+    specified_rules,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.execution import optimized_is_awaitable
+from strawberry.schema.schema import validate_document
+
+from schema.errors import log_unexpected, masked
+from schema.limits import QueryLimits, size_rule
+from schema.metrics import OperationCounter
+
+# Distinct documents kept prepared. Clients send a handful each; the bound keeps a client
+# that sends a new document every time from growing the process.
+PREPARED_MAX_DOCUMENTS = 500
+# A document longer than this is not worth keeping: nobody sends it twice.
+PREPARED_MAX_QUERY_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class PreparedOperation:
+    document: DocumentNode
+    operation_name: str | None
+    counter: OperationCounter
+
+
+class PreparedOperations:
+    """Valid single queries and mutations, by their text and operation name."""
+
+    def __init__(self, schema: Any, limits: QueryLimits) -> None:
+        self._schema = schema
+        self._max_tokens = limits.max_tokens
+        rules = [*specified_rules, size_rule(limits)]
+        if not limits.introspection:
+            rules.append(NoSchemaIntrospectionCustomRule)
+        self._rules = tuple(rules)
+        self._prepared: OrderedDict[tuple[str, str | None], PreparedOperation | None] = (
+            OrderedDict()
+        )
+
+    def get(self, query: str, operation_name: str | None) -> PreparedOperation | None:
+        """The prepared operation, or None when this document is for Strawberry."""
+        key = (query, operation_name)
+        try:
+            prepared = self._prepared[key]
+        except KeyError:
+            if len(query) > PREPARED_MAX_QUERY_CHARS:
+                return None
+            prepared = self._prepare(query, operation_name)
+            self._prepared[key] = prepared
+            if len(self._prepared) > PREPARED_MAX_DOCUMENTS:
+                self._prepared.popitem(last=False)
+        return prepared
+
+    def _prepare(self, query: str, operation_name: str | None) -> PreparedOperation | None:
+        try:
+            document = parse(query, max_tokens=self._max_tokens)
+        except GraphQLError:
+            return None
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation == OperationType.SUBSCRIPTION:
+            return None
+        if validate_document(self._schema._schema, document, self._rules):
+            return None
+        counter = OperationCounter.of(operation)
+        return PreparedOperation(document, operation_name, counter)
+
+    async def execute(
+        self, prepared: PreparedOperation, variables: dict[str, Any] | None, context: Any
+    ) -> dict[str, Any]:
+        """Run the operation; the response body, errors masked as Strawberry masks them."""
+        started = time.perf_counter()
+        result = execute(
+            self._schema._schema,
+            prepared.document,
+            variable_values=variables,
+            operation_name=prepared.operation_name,
+            context_value=context,
+            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+            executor_class=self._schema.execution_context_class,
+            operation_extensions=None,
+        )
+        if isawaitable(result):
+            result = await result
+        response: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            log_unexpected(result.errors)
+            response["errors"] = [error.formatted for error in masked(result.errors)]
+        prepared.counter.count(failed=bool(result.errors), seconds=time.perf_counter() - started)
+        return response
