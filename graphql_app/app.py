@@ -44,7 +44,7 @@ from graphql_app.limits import BodySizeLimit
 from graphql_app.logs import RequestLog
 from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
 from graphql_app.settings import Settings, get_settings
-from persistence.database import create_engine, create_sessionmaker
+from persistence.database import create_engine, create_pool, create_sessionmaker
 from persistence.events import TaskEventHub
 from schema import QueryLimits, build_schema
 from schema.context import Context, Services
@@ -313,11 +313,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         audit_seconds=settings.subscription_resync_seconds,
     )
     await hub.start()
+    pool = await create_pool(database_url, APPLICATION_NAME)
     try:
         yield Services(
             settings=settings,
-            engine=engine,
             sessionmaker=sessionmaker,
+            pool=pool,
             hub=hub,
             dispatcher=Dispatcher(commands),
             keys=KeyChecker(sessionmaker, settings.auth_cache_seconds),
@@ -325,6 +326,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
     finally:
         await hub.close()
+        await pool.close()
         await subscriber.aclose()
         await commands.aclose()
         await engine.dispose()

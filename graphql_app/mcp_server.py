@@ -139,7 +139,7 @@ async def _find(services: Services, task_id: str, owner: str) -> models.Task:
 
 async def _create(services: Services, new_task: submission.NewTask) -> Task:
     try:
-        async with connection_unit(services.engine, transaction=True) as unit:
+        async with connection_unit(services.pool, transaction=True) as unit:
             task = await submission.create_task(
                 unit, new_task, services.dispatcher, services.settings, services.limiter
             )

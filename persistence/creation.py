@@ -9,11 +9,11 @@ turned into a `Task` directly. Every other write goes through the ORM in `reposi
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+import orjson
 from asyncpg import Connection, Record
 
 from persistence.models import (
@@ -40,7 +40,7 @@ WITH created AS (
     INSERT INTO tasks (id, owner, kind, prompt, model, status, stage, priority,
                        timeout_seconds, idempotency_key, params, inputs,
                        scheduled_for, enqueued_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::json, $12::jsonb,
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
             now() + $13::interval, now() + $14::interval)
     {{conflict}}
     RETURNING {_TASK_COLUMNS}
@@ -76,6 +76,10 @@ WHERE owner = $1 AND idempotency_key = $2 AND created_at < $3
 """
 
 
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
 def task_of(record: Record) -> Task:
     """A `Task` built from a full row of `tasks`, its enums as the model's."""
     values = dict(record)
@@ -106,8 +110,8 @@ async def insert_task(connection: Connection, new: NewTaskRow) -> Task | None:
         new.priority.value,
         new.timeout_seconds,
         new.idempotency_key,
-        json.dumps(new.params),
-        json.dumps(new.inputs),
+        _json(new.params),
+        _json(new.inputs),
         delay,
         enqueue_delay,
     )

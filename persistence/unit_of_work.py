@@ -6,8 +6,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from asyncpg import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from asyncpg import Connection, Pool
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +57,11 @@ class ConnectionUnit(_Effects):
 
 
 @asynccontextmanager
-async def connection_unit(
-    engine: AsyncEngine, *, transaction: bool
-) -> AsyncIterator[ConnectionUnit]:
-    """A connection from the engine's pool, with its statements in one transaction, or,
-    without `transaction`, each committing on its own (no BEGIN or COMMIT round trips:
-    for work whose statements are each safe alone). Effects run after the block."""
-    async with engine.connect() as pooled:
-        raw = await pooled.get_raw_connection()
-        connection: Connection = raw.driver_connection
+async def connection_unit(pool: Pool, *, transaction: bool) -> AsyncIterator[ConnectionUnit]:
+    """A connection from the pool, with its statements in one transaction, or, without
+    `transaction`, each committing on its own (no BEGIN or COMMIT round trips: for work
+    whose statements are each safe alone). Effects run after the block."""
+    async with pool.acquire() as connection:
         unit = ConnectionUnit(connection)
         if transaction:
             async with connection.transaction():

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from asyncpg import Pool
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graphql_app.settings import Settings
 from persistence.events import TaskEventHub
@@ -24,8 +25,9 @@ class Services:
     """Built once in the API's lifespan and shared by every request."""
 
     settings: Settings
-    engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # The driver's own pool, for createTask's statements (`persistence.creation`).
+    pool: Pool
     hub: TaskEventHub
     dispatcher: Dispatcher
     keys: KeyChecker
@@ -71,7 +73,7 @@ class Context:
 
     def connection_unit(self, *, transaction: bool) -> AbstractAsyncContextManager[ConnectionUnit]:
         """The driver's connection, for createTask (see `persistence.unit_of_work`)."""
-        return connection_unit(self.services.engine, transaction=transaction)
+        return connection_unit(self.services.pool, transaction=transaction)
 
 
 def artifact_path(task_id: str, name: str) -> str:

@@ -11,7 +11,6 @@ path, still send through Celery (`send_task`).
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import socket
@@ -19,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from celery import Celery
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -67,7 +67,7 @@ def task_message(task: Task, countdown: float | None = None) -> BrokerMessage:
     """The message Celery's `send_task` would put on Redis to run `task`."""
     message_id = str(uuid.uuid4())
     args = [str(task.id)]
-    body = json.dumps([args, {}, EMBED]).encode()
+    body = orjson.dumps([args, {}, EMBED])
     eta = None
     if countdown:
         eta = (datetime.now(UTC) + timedelta(seconds=countdown)).isoformat()
@@ -108,7 +108,8 @@ def task_message(task: Task, countdown: float | None = None) -> BrokerMessage:
         },
     }
     key = f"{queue}{PRIORITY_SEPARATOR}{priority}" if priority else queue
-    return BrokerMessage(key, json.dumps(message))
+    # orjson: the stdlib's encoder took more of a create than the LPUSH it feeds.
+    return BrokerMessage(key, orjson.dumps(message).decode())
 
 
 class Dispatcher:
