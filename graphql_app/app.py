@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -240,8 +241,11 @@ class GraphQLApp(GraphQL[Context, None]):
         """Answer a JSON request for a prepared operation (see schema.prepared); False,
         having sent nothing, when the request is one for Strawberry to answer."""
         try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            # The standard library's parser, as Strawberry's: orjson reads an integer past
+            # 64 bits as a float and refuses a lone surrogate, which the input checks
+            # would rather name.
+            data = json.loads(body)
+        except ValueError:
             return False
         request_data = _single_operation(data)
         if request_data is None:
