@@ -43,6 +43,7 @@ from graphql_app.limits import BodySizeLimit
 from graphql_app.logs import RequestLog
 from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
 from graphql_app.settings import Settings, get_settings
+from graphql_app.websocket import SharedSubscriptions, TransportHandler
 from persistence.database import create_engine, create_sessionmaker
 from persistence.events import TaskEventHub
 from schema import QueryLimits, build_schema
@@ -90,6 +91,8 @@ def _asks_for_graphiql(scope: Scope) -> bool:
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app, mounted directly: it serves well above FastAPI's router."""
 
+    graphql_transport_ws_handler_class = TransportHandler
+
     def __init__(self, settings: Settings) -> None:
         limits = QueryLimits(
             max_depth=settings.query_max_depth,
@@ -98,8 +101,9 @@ class GraphQLApp(GraphQL[Context, None]):
             max_batch=settings.batch_max_operations,
             introspection=settings.introspection_enabled,
         )
+        schema = build_schema(limits)
         super().__init__(
-            build_schema(limits),
+            schema,
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(
@@ -108,6 +112,7 @@ class GraphQLApp(GraphQL[Context, None]):
             max_subscriptions_per_connection=settings.ws_subscriptions_max,
             multipart_uploads_enabled=True,
         )
+        self.shared_subscriptions = SharedSubscriptions(schema, limits)
         self._max_sockets = settings.ws_connections_max_per_key
         # Open WebSockets per caller on this process.
         self._sockets: Counter[str] = Counter()
