@@ -50,7 +50,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 
 from schema import QueryLimits, Schema
-from schema.context import Context
+from schema.context import Context, Services
 from schema.errors import UNEXPECTED_CODE, UNEXPECTED_MESSAGE, is_unexpected, log_unexpected
 from schema.limits import document_size_rule
 from schema.metrics import OPERATION_SECONDS, OPERATIONS
@@ -71,6 +71,9 @@ SHARED = UPDATES_SENT.labels("shared")
 TASK_STATUS_FIELD = "taskStatus"
 # Documents (with operation name) whose checks are remembered. Clients send the same few.
 DOCUMENTS_CACHED = 256
+# Executors kept, one per (document, variables, base URL) being followed: few, since a
+# client's variables are mostly the task id.
+EXECUTORS_CACHED = 1024
 # Executed updates kept for subscribers that ask for the same one a moment later: a
 # change reaches all subscribers of its task within milliseconds, so a few per task
 # being followed suffice; each entry is one update's JSON.
@@ -100,6 +103,7 @@ class SharedSubscriptions:
         self._max_tokens = limits.max_tokens
         self._documents: OrderedDict[tuple[str, str | None], Prepared | None] = OrderedDict()
         self._results: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+        self._executors: OrderedDict[tuple[Prepared, str, str], Executor] = OrderedDict()
 
     def prepare(self, query: str, operation_name: str | None) -> Prepared | None:
         """The checked document, or None when Strawberry must serve it."""
@@ -156,26 +160,24 @@ class SharedSubscriptions:
         )
         return None if isinstance(executor, list) else executor
 
-    async def payload(
-        self, key: tuple[Any, ...], update: Update, variables: Any, context: Context
-    ) -> str:
+    async def payload(self, subscriber: Subscriber, update: Update) -> str:
         """The `next` message's payload for this update, as JSON: executed once per key."""
+        task = update.task
+        # A null and an empty delta read the same to a client.
+        key = (subscriber.shares, task.id, task.sequence, update.delta or None)
         cached = self._results.get(key)
         if cached is not None:
             SHARED.inc()
             return cached
         EXECUTED.inc()
-        prepared = key[0]
-        executor = self._executor(prepared, variables, context)
-        if executor is None:  # the variables were coerced once already; cannot happen
-            raise RuntimeError("the subscription's variables no longer coerce")
-        result = executor.build_per_event_executor(TaskUpdate.from_update(update))
-        outcome: Any = result.execute_operation(False)
+        executor = self._shared_executor(subscriber)
+        event = executor.build_per_event_executor(TaskUpdate.from_update(update))
+        outcome: Any = event.execute_operation(False)
         if executor.is_awaitable(outcome):
             outcome = await outcome
         body: dict[str, Any] = {"data": outcome.data}
         if outcome.errors:
-            # Errors may depend on the subscriber (and are rare): not shared.
+            # Not shared: a field that fails may fail differently for the next one.
             body["errors"] = [error.formatted for error in _masked(outcome.errors)]
             return orjson.dumps(body).decode()
         encoded = orjson.dumps(body).decode()
@@ -183,6 +185,55 @@ class SharedSubscriptions:
         if len(self._results) > RESULTS_CACHED:
             self._results.popitem(last=False)
         return encoded
+
+    def _shared_executor(self, subscriber: Subscriber) -> Executor:
+        """One executor per key, reused for every update: graphql-core's executor is a
+        cycle of some fifty objects, and one per update was all the cyclic garbage the
+        API made under load (found with gc.DEBUG_SAVEALL), which set off full GC passes.
+        Its context holds only what the key holds: the services and the base URL, no
+        caller, so a result cannot depend on anything the key leaves out."""
+        executor = self._executors.get(subscriber.shares)
+        if executor is not None:
+            self._executors.move_to_end(subscriber.shares)
+            return executor
+        context = Context(
+            services=subscriber.services, request=_BaseURL(subscriber.base_url), response=None
+        )
+        prepared = subscriber.prepared
+        executor = self._executor(prepared, subscriber.raw_variables, context)
+        if executor is None:  # the variables were coerced once already; cannot happen
+            raise RuntimeError("the subscription's variables no longer coerce")
+        self._executors[subscriber.shares] = executor
+        if len(self._executors) > EXECUTORS_CACHED:
+            self._executors.popitem(last=False)
+        return executor
+
+
+@dataclass(frozen=True)
+class _BaseURL:
+    """What a shared execution knows of the request: the URL artifact links start with."""
+
+    base_url: str
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One shared-path subscription: what its updates depend on, and how to send them."""
+
+    prepared: Prepared
+    raw_variables: dict[str, Any] | None
+    base_url: str
+    services: Services
+    # What subscribers that share results have in common.
+    shares: tuple[Prepared, str, str]
+
+    @classmethod
+    def of(
+        cls, prepared: Prepared, variables: dict[str, Any] | None, context: Context
+    ) -> Subscriber:
+        base_url = context.settings.public_url or str(context.request.base_url)
+        canonical = json.dumps(variables, sort_keys=True, default=str)
+        return cls(prepared, variables, base_url, context.services, (prepared, canonical, base_url))
 
 
 def _only_task_status(operation: OperationDefinitionNode | None) -> bool:
@@ -247,44 +298,25 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         first: Update | None,
         updates: AsyncGenerator[Update, None],
     ) -> None:
-        settings = self.context.settings
-        base_url = settings.public_url or str(self.context.request.base_url)
-        variables = json.dumps(operation.variables, sort_keys=True, default=str)
+        subscriber = Subscriber.of(prepared, operation.variables, self.context)
         prefix = '{"id":' + orjson.dumps(operation.id).decode() + ',"type":"next","payload":'
         try:
             if first is not None:
-                await self._send_update(
-                    shared, operation, prepared, first, base_url, variables, prefix
+                await self._send_text(
+                    operation, prefix + await shared.payload(subscriber, first) + "}"
                 )
                 async for update in updates:
-                    await self._send_update(
-                        shared, operation, prepared, update, base_url, variables, prefix
-                    )
+                    payload = await shared.payload(subscriber, update)
+                    await self._send_text(operation, prefix + payload + "}")
         except (WebSocketDisconnected, WebSocketDisconnect):
             return
         except Exception as error:
             # As Strawberry does when a subscription's source fails after it started.
-            payload = {"data": None, "errors": [e.formatted for e in _masked([_coerced(error)])]}
-            await self._send_text(operation, prefix + orjson.dumps(payload).decode() + "}")
+            failed = {"data": None, "errors": [e.formatted for e in _masked([_coerced(error)])]}
+            await self._send_text(operation, prefix + orjson.dumps(failed).decode() + "}")
         finally:
             await updates.aclose()
         await operation.send_operation_message({"id": operation.id, "type": "complete"})
-
-    async def _send_update(
-        self,
-        shared: SharedSubscriptions,
-        operation: Operation[Context, None],
-        prepared: Prepared,
-        update: Update,
-        base_url: str,
-        variables: str,
-        prefix: str,
-    ) -> None:
-        task = update.task
-        # A null and an empty delta read the same to a client.
-        key = (prepared, variables, base_url, task.id, task.sequence, update.delta or None)
-        payload = await shared.payload(key, update, operation.variables, self.context)
-        await self._send_text(operation, prefix + payload + "}")
 
     async def _send_text(self, operation: Operation[Context, None], text: str) -> None:
         if operation.completed:
