@@ -31,16 +31,19 @@ from graphql import (
     FieldNode,
     GraphQLError,
     GraphQLField,
+    Node,
     NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     OperationType,
+    Visitor,
     get_operation_ast,
     parse,
     specified_rules,
     validate,
+    visit,
 )
 from graphql.execution import Executor
-from graphql.execution.values import get_argument_values
+from graphql.execution.values import get_argument_values, get_variable_values
 from prometheus_client import Counter
 from starlette.websockets import WebSocketDisconnect
 from strawberry.http.exceptions import WebSocketDisconnected
@@ -71,9 +74,11 @@ SHARED = UPDATES_SENT.labels("shared")
 TASK_STATUS_FIELD = "taskStatus"
 # Documents (with operation name) whose checks are remembered. Clients send the same few.
 DOCUMENTS_CACHED = 256
-# Executors kept, one per (document, variables, base URL) being followed: few, since a
-# client's variables are mostly the task id.
+# Executors kept, one per (document, base URL), or per (document, variables, base URL)
+# for a document whose variables reach below the root field: few either way.
 EXECUTORS_CACHED = 1024
+# graphql-core's Executor attribute holding its memo of collected subfields (3.3).
+SUBFIELDS_MEMO = "_relevant_sub_fields"
 # Executed updates kept for subscribers that ask for the same one a moment later: a
 # change reaches all subscribers of its task within milliseconds, so a few per task
 # being followed suffice; each entry is one update's JSON.
@@ -86,9 +91,17 @@ class Prepared:
     Compared by identity: one object per cached document."""
 
     document: DocumentNode
-    operation_name: str | None
+    operation: OperationDefinitionNode
     field_node: FieldNode
     field: GraphQLField
+    # Whether a variable is used below the root field (or in a fragment, a directive):
+    # when not, the variables only pick the task, and subscribers of one task share
+    # results whatever else they pass.
+    variables_shape_result: bool
+
+    @property
+    def operation_name(self) -> str | None:
+        return self.operation.name.value if self.operation.name else None
 
 
 class SharedSubscriptions:
@@ -132,19 +145,22 @@ class SharedSubscriptions:
         field_node = operation.selection_set.selections[0]
         assert isinstance(field_node, FieldNode)
         field = graphql_schema.subscription_type.fields[TASK_STATUS_FIELD]
-        return Prepared(document, operation_name, field_node, field)
+        shaped = _variable_uses(document) > _variable_uses(*(field_node.arguments or ()))
+        return Prepared(document, operation, field_node, field, shaped)
 
     def arguments(
-        self, prepared: Prepared, variables: dict[str, Any] | None, context: Context
+        self, prepared: Prepared, variables: dict[str, Any] | None
     ) -> dict[str, Any] | None:
         """The field's arguments with the variables coerced; None if they are wrong."""
-        executor = self._executor(prepared, variables, context)
-        if executor is None:
+        if variables is not None and not isinstance(variables, dict):
+            return None
+        coerced = get_variable_values(
+            self._schema._schema, prepared.operation.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):
             return None
         try:
-            return get_argument_values(
-                prepared.field, prepared.field_node, executor.variable_values
-            )
+            return get_argument_values(prepared.field, prepared.field_node, coerced)
         except GraphQLError:
             return None
 
@@ -172,6 +188,11 @@ class SharedSubscriptions:
         EXECUTED.inc()
         executor = self._shared_executor(subscriber)
         event = executor.build_per_event_executor(TaskUpdate.from_update(update))
+        if hasattr(event, SUBFIELDS_MEMO):
+            # graphql-core memoizes subfields on the identity of lists each execution makes
+            # afresh; shared with the long-lived executor, the memo would grow by an entry
+            # per update for good.
+            setattr(event, SUBFIELDS_MEMO, {})
         outcome: Any = event.execute_operation(False)
         if executor.is_awaitable(outcome):
             outcome = await outcome
@@ -232,8 +253,28 @@ class Subscriber:
         cls, prepared: Prepared, variables: dict[str, Any] | None, context: Context
     ) -> Subscriber:
         base_url = context.settings.public_url or str(context.request.base_url)
-        canonical = json.dumps(variables, sort_keys=True, default=str)
+        shaping = variables if prepared.variables_shape_result else None
+        canonical = json.dumps(shaping, sort_keys=True, default=str)
         return cls(prepared, variables, base_url, context.services, (prepared, canonical, base_url))
+
+
+class _VariableUses(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def enter_variable_definition(self, *_: Any) -> Any:
+        return self.SKIP  # a declaration, not a use
+
+    def enter_variable(self, *_: Any) -> None:
+        self.count += 1
+
+
+def _variable_uses(*nodes: Node) -> int:
+    uses = _VariableUses()
+    for node in nodes:
+        visit(node, uses)
+    return uses.count
 
 
 def _only_task_status(operation: OperationDefinitionNode | None) -> bool:
@@ -268,7 +309,7 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         prepared = shared.prepare(operation.query, operation.operation_name)
         arguments = None
         if prepared is not None:
-            arguments = shared.arguments(prepared, operation.variables, self.context)
+            arguments = shared.arguments(prepared, operation.variables)
         if prepared is None or arguments is None:
             await super().run_operation(operation)
             return

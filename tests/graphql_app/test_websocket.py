@@ -91,3 +91,33 @@ async def follow_at(url: str, task_id: str) -> list[dict[str, Any]]:
             url, TASK_STATUS, {"id": task_id, "after": None}, "taskStatus"
         )
     ]
+
+
+CHOOSING = """
+subscription Choose($id: ID!, $withTask: Boolean!) {
+  taskStatus(id: $id) { sequence status task @include(if: $withTask) { id } }
+}
+"""
+
+
+def test_subscribers_whose_variables_shape_the_selection_each_get_their_own(
+    stack: Stack,
+) -> None:
+    task_id = str(insert_pending_task(stack.database_url, "chosen", "echo").id)
+    change_task(stack.database_url, stack.redis_url, task_id, ["claim", "complete"], announce=True)
+
+    async def both() -> list[list[dict[str, Any]]]:
+        return [
+            [
+                update
+                async for update in subscribe(
+                    stack.ws_url, CHOOSING, {"id": task_id, "withTask": with_task}, "taskStatus"
+                )
+            ]
+            for with_task in (True, False)
+        ]
+
+    with_task, without = asyncio.run(both())
+
+    assert with_task == [{"sequence": 3, "status": "COMPLETED", "task": {"id": task_id}}]
+    assert without == [{"sequence": 3, "status": "COMPLETED"}]
