@@ -18,6 +18,7 @@ Strawberry unchanged, so every protocol behaviour and error stays Strawberry's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections import OrderedDict
@@ -354,7 +355,8 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         except Exception as error:
             # As Strawberry does when a subscription's source fails after it started.
             failed = {"data": None, "errors": [e.formatted for e in _masked([_coerced(error)])]}
-            await self._send_text(operation, prefix + orjson.dumps(failed).decode() + "}")
+            with contextlib.suppress(WebSocketDisconnected):
+                await self._send_text(operation, prefix + orjson.dumps(failed).decode() + "}")
         finally:
             await updates.aclose()
         await operation.send_operation_message({"id": operation.id, "type": "complete"})
