@@ -98,6 +98,12 @@ class Stack:
                 "AITASKS_REQUESTS_PER_MINUTE": "0",
                 "AITASKS_CREATES_PER_MINUTE": "0",
                 "AITASKS_UNFINISHED_TASKS_MAX": "0",
+                # Nor the WebSockets per key: 1,000 and 10,000 subscribers share that one.
+                "AITASKS_WS_CONNECTIONS_MAX_PER_KEY": "0",
+                # Test data is made with many createTask per request (bench/api.py), a
+                # document far larger than a client's.
+                "AITASKS_QUERY_MAX_TOKENS": "100000",
+                "AITASKS_QUERY_MAX_ALIASES": "10000",
                 **settings,
             }
         )

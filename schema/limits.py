@@ -90,7 +90,10 @@ class _Measure:
         return size
 
 
-def size_rule(limits: QueryLimits) -> type[ASTValidationRule]:
+def document_size_rule(limits: QueryLimits) -> type[ASTValidationRule]:
+    """The validation rule that refuses a document deeper or with more aliases than
+    `limits` allow."""
+
     class DocumentSize(ASTValidationRule):
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
@@ -130,7 +133,7 @@ def size_rule(limits: QueryLimits) -> type[ASTValidationRule]:
 def limit_extensions(limits: QueryLimits) -> list[Callable[[], SchemaExtension]]:
     """The schema extensions that hold a document to the limits."""
     # One rule class for the schema's life: the validation cache is keyed by the rules.
-    rule = size_rule(limits)
+    rule = document_size_rule(limits)
     extensions: list[Callable[[], SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: AddValidationRules([rule]),

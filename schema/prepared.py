@@ -35,7 +35,7 @@ from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import validate_document
 
 from schema.errors import log_unexpected, masked
-from schema.limits import QueryLimits, size_rule
+from schema.limits import QueryLimits, document_size_rule
 from schema.metrics import OperationCounter
 
 # Distinct documents kept prepared. Clients send a handful each; the bound keeps a client
@@ -58,7 +58,7 @@ class PreparedOperations:
     def __init__(self, schema: Any, limits: QueryLimits) -> None:
         self._schema = schema
         self._max_tokens = limits.max_tokens
-        rules = [*specified_rules, size_rule(limits)]
+        rules = [*specified_rules, document_size_rule(limits)]
         if not limits.introspection:
             rules.append(NoSchemaIntrospectionCustomRule)
         self._rules = tuple(rules)

@@ -9,7 +9,21 @@ import strawberry
 from schema.context import Context
 from schema.metrics import SUBSCRIPTIONS
 from schema.types import TaskStatus, TaskUpdate
-from tasks.watching import watch_task, watch_tasks
+from tasks.watching import Update, watch_task, watch_tasks
+
+
+async def follow_task(
+    context: Context, task_id: str, after: int | None
+) -> AsyncGenerator[Update, None]:
+    """What `taskStatus` sends, before it becomes GraphQL: the resolver's body, also run
+    by the WebSocket layer's shared path (graphql_app/websocket.py)."""
+    services = context.services
+    updates = watch_task(
+        services.sessionmaker, services.hub, task_id, owner=context.owner, after=after
+    )
+    with SUBSCRIPTIONS.track_inprogress():
+        async for update in updates:
+            yield update
 
 
 @strawberry.type
@@ -23,13 +37,8 @@ class Subscription:
     async def task_status(
         self, info: strawberry.Info[Context, None], id: strawberry.ID, after: int | None = None
     ) -> AsyncGenerator[TaskUpdate, None]:
-        services = info.context.services
-        updates = watch_task(
-            services.sessionmaker, services.hub, str(id), owner=info.context.owner, after=after
-        )
-        with SUBSCRIPTIONS.track_inprogress():
-            async for update in updates:
-                yield TaskUpdate.from_update(update)
+        async for update in follow_task(info.context, str(id), after):
+            yield TaskUpdate.from_update(update)
 
     @strawberry.subscription(
         description="Changes of every task from now on, for list views: each task's in "

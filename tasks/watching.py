@@ -31,6 +31,10 @@ FEED_RESYNC_MARGIN = timedelta(seconds=5)
 FEED_RESYNC_LIMIT = 1000
 # Finished tasks a feed remembers, so a late copy of their last change is not sent twice.
 FEED_FINISHED_MEMORY = 10_000
+# Task states built from live events, kept for the other followers of the same task: all
+# of them apply one event within milliseconds, so a few hundred cover every task
+# changing at once (each holds a task's result so far, hence not more).
+SHARED_STATES = 256
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,32 @@ async def _replay(sessionmaker: Sessionmaker, current: Task, after: int) -> list
     return [update for update in _applied(current, events) if update.task.sequence > after]
 
 
+class _SharedStates:
+    """The state a live event leaves a task in, built once for all its followers.
+
+    A task's state after sequence n is the same whoever applies event n, so the 1,000
+    followers of one task share one copy instead of building 1,000 (in the fanout
+    benchmark, building them was a quarter of the API's CPU per update). The states are
+    never changed, only replaced.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._states: OrderedDict[tuple[uuid.UUID, int], Task] = OrderedDict()
+
+    def apply(self, event: TaskEvent, task: Task) -> Task:
+        key = (event.task_id, event.sequence)
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = event.apply_to(task)
+            if len(self._states) > self._size:
+                self._states.popitem(last=False)
+        return state
+
+
+_SHARED = _SharedStates(SHARED_STATES)
+
+
 class Follower:
     """One task as one subscriber has seen it."""
 
@@ -101,7 +131,7 @@ class Follower:
                 continue  # already seen, or part of the state read at the start
             if event.sequence != self.task.sequence + 1:
                 return updates, True
-            self.task = event.apply_to(self.task)
+            self.task = _SHARED.apply(event, self.task)
             updates.append(Update(self.task, event.delta))
         return updates, False
 

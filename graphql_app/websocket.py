@@ -1,0 +1,376 @@
+"""graphql-transport-ws with a shared path for `taskStatus`.
+
+Strawberry runs each subscription through its whole pipeline: extensions, an execution
+context, graphql-core's response stream, and an execution of the selection for every
+update of every subscriber. With a thousand subscribers of one task, that execution is
+half of the API's CPU per change, and the pipeline is most of the ~340 objects a
+subscription keeps for the garbage collector to walk.
+
+Here a `taskStatus` subscription whose document is valid takes a shorter path: the
+document is parsed and validated once (cached), the task is followed by the same
+service function the resolver calls, and each update is executed once per (document,
+variables, base URL, task, sequence, delta) and the same JSON is sent to every subscriber
+with that key. The base URL is in the key because artifact URLs are built on the
+request's. Anything else (queries and mutations over the socket, `taskUpdates`, a
+document with errors, a subscription that fails before its first update) goes through
+Strawberry unchanged, so every protocol behaviour and error stays Strawberry's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLField,
+    Node,
+    NoSchemaIntrospectionCustomRule,
+    OperationDefinitionNode,
+    OperationType,
+    Visitor,
+    get_operation_ast,
+    parse,
+    specified_rules,
+    validate,
+    visit,
+)
+from graphql.execution import Executor
+from graphql.execution.values import get_argument_values, get_variable_values
+from prometheus_client import Counter
+from starlette.websockets import WebSocketDisconnect
+from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+
+from schema import QueryLimits, Schema
+from schema.context import Context, Services
+from schema.errors import UNEXPECTED_CODE, UNEXPECTED_MESSAGE, is_unexpected, log_unexpected
+from schema.limits import document_size_rule
+from schema.metrics import OPERATION_SECONDS, OPERATIONS
+from schema.subscriptions import follow_task
+from schema.types import TaskUpdate
+from tasks.watching import Update
+
+UPDATES_SENT = Counter(
+    "aitasks_subscription_updates_total",
+    "taskStatus updates sent on the shared path: executed for the subscriber, or shared "
+    "with another that was sent the same update.",
+    ["source"],
+)
+EXECUTED = UPDATES_SENT.labels("executed")
+SHARED = UPDATES_SENT.labels("shared")
+
+# The root field the shared path serves, as a document names it.
+TASK_STATUS_FIELD = "taskStatus"
+# Documents (with operation name) whose checks are remembered. Clients send the same few.
+DOCUMENTS_CACHED = 256
+# Executors kept, one per (document, base URL), or per (document, variables, base URL)
+# for a document whose variables reach below the root field: few either way.
+EXECUTORS_CACHED = 1024
+# graphql-core's Executor attribute holding its memo of collected subfields (3.3).
+SUBFIELDS_MEMO = "_relevant_sub_fields"
+# Executed updates kept for subscribers that ask for the same one a moment later: a
+# change reaches all subscribers of its task within milliseconds, so a few per task
+# being followed suffice; each entry is one update's JSON.
+RESULTS_CACHED = 1024
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """A valid document whose operation is a `taskStatus` subscription and nothing else.
+    Compared by identity: one object per cached document."""
+
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    field_node: FieldNode
+    field: GraphQLField
+    # Whether a variable is used below the root field (or in a fragment, a directive):
+    # when not, the variables only pick the task, and subscribers of one task share
+    # results whatever else they pass.
+    variables_shape_result: bool
+
+    @property
+    def operation_name(self) -> str | None:
+        return self.operation.name.value if self.operation.name else None
+
+
+class SharedSubscriptions:
+    """Documents checked once, and updates executed once, for every socket of a process."""
+
+    def __init__(self, schema: Schema, limits: QueryLimits) -> None:
+        self._schema = schema
+        rules = [*specified_rules, document_size_rule(limits)]
+        if not limits.introspection:
+            rules.append(NoSchemaIntrospectionCustomRule)
+        self._rules = rules
+        self._max_tokens = limits.max_tokens
+        self._documents: OrderedDict[tuple[str, str | None], Prepared | None] = OrderedDict()
+        self._results: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+        self._executors: OrderedDict[tuple[Prepared, str, str], Executor] = OrderedDict()
+
+    def prepare(self, query: str, operation_name: str | None) -> Prepared | None:
+        """The checked document, or None when Strawberry must serve it."""
+        key = (query, operation_name)
+        if key in self._documents:
+            self._documents.move_to_end(key)
+            return self._documents[key]
+        prepared = self._check(query, operation_name)
+        self._documents[key] = prepared
+        if len(self._documents) > DOCUMENTS_CACHED:
+            self._documents.popitem(last=False)
+        return prepared
+
+    def _check(self, query: str, operation_name: str | None) -> Prepared | None:
+        graphql_schema = self._schema._schema
+        try:
+            document = parse(query, max_tokens=self._max_tokens)
+        except GraphQLError:
+            return None
+        if validate(graphql_schema, document, self._rules):
+            return None
+        operation = get_operation_ast(document, operation_name)
+        if not _only_task_status(operation):
+            return None
+        assert operation is not None and graphql_schema.subscription_type is not None
+        field_node = operation.selection_set.selections[0]
+        assert isinstance(field_node, FieldNode)
+        field = graphql_schema.subscription_type.fields[TASK_STATUS_FIELD]
+        shaped = _variable_uses(document) > _variable_uses(*(field_node.arguments or ()))
+        return Prepared(document, operation, field_node, field, shaped)
+
+    def arguments(
+        self, prepared: Prepared, variables: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The field's arguments with the variables coerced; None if they are wrong."""
+        if variables is not None and not isinstance(variables, dict):
+            return None
+        coerced = get_variable_values(
+            self._schema._schema, prepared.operation.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):
+            return None
+        try:
+            return get_argument_values(prepared.field, prepared.field_node, coerced)
+        except GraphQLError:
+            return None
+
+    def _executor(
+        self, prepared: Prepared, variables: dict[str, Any] | None, context: Context
+    ) -> Executor | None:
+        executor = Executor.build(
+            self._schema._schema,
+            prepared.document,
+            context_value=context,
+            raw_variable_values=variables,
+            operation_name=prepared.operation_name,
+        )
+        return None if isinstance(executor, list) else executor
+
+    async def payload(self, subscriber: Subscriber, update: Update) -> str:
+        """The `next` message's payload for this update, as JSON: executed once per key."""
+        task = update.task
+        # A null and an empty delta read the same to a client.
+        key = (subscriber.shares, task.id, task.sequence, update.delta or None)
+        cached = self._results.get(key)
+        if cached is not None:
+            SHARED.inc()
+            return cached
+        EXECUTED.inc()
+        executor = self._shared_executor(subscriber)
+        event = executor.build_per_event_executor(TaskUpdate.from_update(update))
+        if hasattr(event, SUBFIELDS_MEMO):
+            # graphql-core memoizes subfields on the identity of lists each execution makes
+            # afresh; shared with the long-lived executor, the memo would grow by an entry
+            # per update for good.
+            setattr(event, SUBFIELDS_MEMO, {})
+        outcome: Any = event.execute_operation(False)
+        if executor.is_awaitable(outcome):
+            outcome = await outcome
+        body: dict[str, Any] = {"data": outcome.data}
+        if outcome.errors:
+            # Not shared: a field that fails may fail differently for the next one.
+            body["errors"] = [error.formatted for error in _masked(outcome.errors)]
+            return orjson.dumps(body).decode()
+        encoded = orjson.dumps(body).decode()
+        self._results[key] = encoded
+        if len(self._results) > RESULTS_CACHED:
+            self._results.popitem(last=False)
+        return encoded
+
+    def _shared_executor(self, subscriber: Subscriber) -> Executor:
+        """One executor per key, reused for every update: graphql-core's executor is a
+        cycle of some fifty objects, and one per update was all the cyclic garbage the
+        API made under load (found with gc.DEBUG_SAVEALL), which set off full GC passes.
+        Its context holds only what the key holds: the services and the base URL, no
+        caller, so a result cannot depend on anything the key leaves out."""
+        executor = self._executors.get(subscriber.shares)
+        if executor is not None:
+            self._executors.move_to_end(subscriber.shares)
+            return executor
+        context = Context(
+            services=subscriber.services, request=_BaseURL(subscriber.base_url), response=None
+        )
+        prepared = subscriber.prepared
+        executor = self._executor(prepared, subscriber.raw_variables, context)
+        if executor is None:  # the variables were coerced once already; cannot happen
+            raise RuntimeError("the subscription's variables no longer coerce")
+        self._executors[subscriber.shares] = executor
+        if len(self._executors) > EXECUTORS_CACHED:
+            self._executors.popitem(last=False)
+        return executor
+
+
+@dataclass(frozen=True)
+class _BaseURL:
+    """What a shared execution knows of the request: the URL artifact links start with."""
+
+    base_url: str
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One shared-path subscription: what its updates depend on, and how to send them."""
+
+    prepared: Prepared
+    raw_variables: dict[str, Any] | None
+    base_url: str
+    services: Services
+    # What subscribers that share results have in common.
+    shares: tuple[Prepared, str, str]
+
+    @classmethod
+    def of(
+        cls, prepared: Prepared, variables: dict[str, Any] | None, context: Context
+    ) -> Subscriber:
+        base_url = context.settings.public_url or str(context.request.base_url)
+        shaping = variables if prepared.variables_shape_result else None
+        canonical = json.dumps(shaping, sort_keys=True, default=str)
+        return cls(prepared, variables, base_url, context.services, (prepared, canonical, base_url))
+
+
+class _VariableUses(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def enter_variable_definition(self, *_: Any) -> Any:
+        return self.SKIP  # a declaration, not a use
+
+    def enter_variable(self, *_: Any) -> None:
+        self.count += 1
+
+
+def _variable_uses(*nodes: Node) -> int:
+    uses = _VariableUses()
+    for node in nodes:
+        visit(node, uses)
+    return uses.count
+
+
+def _only_task_status(operation: OperationDefinitionNode | None) -> bool:
+    if operation is None or operation.operation is not OperationType.SUBSCRIPTION:
+        return False
+    selections = operation.selection_set.selections
+    return (
+        len(selections) == 1
+        and isinstance(selections[0], FieldNode)
+        and selections[0].name.value == TASK_STATUS_FIELD
+        and not selections[0].directives
+    )
+
+
+def _masked(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """As schema.errors' masking does on Strawberry's path."""
+    log_unexpected(errors)
+    masked = []
+    for error in errors:
+        if is_unexpected(error):
+            error = GraphQLError(UNEXPECTED_MESSAGE, nodes=error.nodes, path=error.path)
+            error.extensions = {"code": UNEXPECTED_CODE}
+        masked.append(error)
+    return masked
+
+
+class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """Strawberry's graphql-transport-ws handler, with `taskStatus` on the shared path."""
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        shared: SharedSubscriptions = self.view.shared_subscriptions  # type: ignore[attr-defined]
+        prepared = shared.prepare(operation.query, operation.operation_name)
+        arguments = None
+        if prepared is not None:
+            arguments = shared.arguments(prepared, operation.variables)
+        if prepared is None or arguments is None:
+            await super().run_operation(operation)
+            return
+        started = time.perf_counter()
+        updates = follow_task(self.context, str(arguments["id"]), arguments.get("after"))
+        try:
+            first = await anext(updates)
+        except StopAsyncIteration:
+            first = None
+        except Exception:
+            # Not found, or anything else before the first update: Strawberry reports it
+            # exactly as it always has (the task is read again, which is cheap and rare).
+            await updates.aclose()
+            await super().run_operation(operation)
+            return
+        OPERATIONS.labels("subscription", TASK_STATUS_FIELD, "ok").inc()
+        OPERATION_SECONDS.labels("subscription", TASK_STATUS_FIELD).observe(
+            time.perf_counter() - started
+        )
+        await self._follow(shared, operation, prepared, first, updates)
+
+    async def _follow(
+        self,
+        shared: SharedSubscriptions,
+        operation: Operation[Context, None],
+        prepared: Prepared,
+        first: Update | None,
+        updates: AsyncGenerator[Update, None],
+    ) -> None:
+        subscriber = Subscriber.of(prepared, operation.variables, self.context)
+        prefix = '{"id":' + orjson.dumps(operation.id).decode() + ',"type":"next","payload":'
+        try:
+            if first is not None:
+                await self._send_text(
+                    operation, prefix + await shared.payload(subscriber, first) + "}"
+                )
+                async for update in updates:
+                    payload = await shared.payload(subscriber, update)
+                    await self._send_text(operation, prefix + payload + "}")
+        except (WebSocketDisconnected, WebSocketDisconnect):
+            return
+        except Exception as error:
+            # As Strawberry does when a subscription's source fails after it started.
+            failed = {"data": None, "errors": [e.formatted for e in _masked([_coerced(error)])]}
+            with contextlib.suppress(WebSocketDisconnected):
+                await self._send_text(operation, prefix + orjson.dumps(failed).decode() + "}")
+        finally:
+            await updates.aclose()
+        await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+    async def _send_text(self, operation: Operation[Context, None], text: str) -> None:
+        if operation.completed:
+            return
+        try:
+            await self.websocket.ws.send_text(text)  # type: ignore[attr-defined]
+        except WebSocketDisconnect as error:
+            raise WebSocketDisconnected from error
+
+
+def _coerced(error: Exception) -> GraphQLError:
+    return (
+        error if isinstance(error, GraphQLError) else GraphQLError(str(error), original_error=error)
+    )

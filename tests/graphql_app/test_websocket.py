@@ -1,0 +1,138 @@
+"""The shared path of `taskStatus`: one execution per update for every subscriber of a
+task that asked the same, each subscriber still getting its own whole stream."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from graphql import parse
+from graphql.execution import Executor
+from prometheus_client.parser import text_string_to_metric_families
+
+from graphql_app.websocket import SUBFIELDS_MEMO
+from schema import schema
+from tests.fixtures.graphql import TASK_STATUS, follow, subscribe, watch_many
+from tests.fixtures.stack import Stack
+from tests.fixtures.tasks import ARTIFACT, change_task, insert_pending_task, send_all
+
+SUBSCRIBERS = 5
+SENT = "aitasks_subscription_updates_total"
+
+
+def sent(stack: Stack) -> dict[str, float]:
+    """The shared path's updates so far, by how they were made."""
+    text = httpx.get(f"{stack.api_url}/metrics").text
+    return {
+        sample.labels["source"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == SENT
+    }
+
+
+def test_subscribers_of_one_task_share_each_execution_and_each_get_the_whole_stream(
+    stack: Stack,
+) -> None:
+    task_id = str(insert_pending_task(stack.database_url, "shared by five", "echo").id)
+    results: list[list[dict[str, Any]]] = [[] for _ in range(SUBSCRIBERS)]
+    before = sent(stack)
+
+    async def scenario() -> None:
+        started = asyncio.Event()
+        following = asyncio.ensure_future(
+            watch_many(
+                stack.ws_url,
+                [task_id] * SUBSCRIBERS,
+                per_connection=1,
+                into=results,
+                started=started,
+            )
+        )
+        await asyncio.wait(
+            [following, asyncio.ensure_future(started.wait())],
+            timeout=30,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        assert started.is_set(), "not every subscription got its first update"
+        await asyncio.to_thread(send_all, stack, [task_id])
+        await following
+
+    asyncio.run(scenario())
+
+    after = sent(stack)
+    stream = results[0]
+    assert [update["sequence"] for update in stream] == list(range(1, len(stream) + 1))
+    assert stream[-1]["status"] == "COMPLETED"
+    assert stream[-1]["task"]["result"] == "Echo: shared by five"
+    assert all(updates == stream for updates in results)
+    executed = after["executed"] - before.get("executed", 0)
+    shared = after["shared"] - before.get("shared", 0)
+    assert executed == len(stream), "each update is executed once for all five"
+    assert shared == (SUBSCRIBERS - 1) * len(stream)
+
+
+def test_artifact_urls_are_each_subscribers_own_host(stack: Stack) -> None:
+    task_id = str(insert_pending_task(stack.database_url, "drawn for two", "echo").id)
+    steps = ["claim", "complete with an artifact"]
+    change_task(stack.database_url, stack.redis_url, task_id, steps, announce=True)
+    by_address = asyncio.run(follow(stack, task_id))
+    by_name = asyncio.run(follow_at(stack.ws_url.replace("127.0.0.1", "localhost"), task_id))
+
+    port = stack.ws_url.split(":")[2].split("/")[0]
+    (artifact,) = by_address[-1]["task"]["artifacts"]
+    assert artifact["name"] == ARTIFACT.name
+    assert artifact["url"].startswith(f"http://127.0.0.1:{port}/")
+    (artifact,) = by_name[-1]["task"]["artifacts"]
+    assert artifact["url"].startswith(f"http://localhost:{port}/")
+
+
+async def follow_at(url: str, task_id: str) -> list[dict[str, Any]]:
+    return [
+        update
+        async for update in subscribe(
+            url, TASK_STATUS, {"id": task_id, "after": None}, "taskStatus"
+        )
+    ]
+
+
+CHOOSING = """
+subscription Choose($id: ID!, $withTask: Boolean!) {
+  taskStatus(id: $id) { sequence status task @include(if: $withTask) { id } }
+}
+"""
+
+
+def test_subscribers_whose_variables_shape_the_selection_each_get_their_own(
+    stack: Stack,
+) -> None:
+    task_id = str(insert_pending_task(stack.database_url, "chosen", "echo").id)
+    change_task(stack.database_url, stack.redis_url, task_id, ["claim", "complete"], announce=True)
+
+    async def both() -> list[list[dict[str, Any]]]:
+        return [
+            [
+                update
+                async for update in subscribe(
+                    stack.ws_url, CHOOSING, {"id": task_id, "withTask": with_task}, "taskStatus"
+                )
+            ]
+            for with_task in (True, False)
+        ]
+
+    with_task, without = asyncio.run(both())
+
+    assert with_task == [{"sequence": 3, "status": "COMPLETED", "task": {"id": task_id}}]
+    assert without == [{"sequence": 3, "status": "COMPLETED"}]
+
+
+def test_graphql_core_keeps_its_subfield_memo_where_the_shared_path_resets_it() -> None:
+    # If graphql-core renames it, the memo of the executor kept per key would grow by an
+    # entry per update: this fails first.
+    executor = Executor.build(
+        schema._schema, parse(CHOOSING), raw_variable_values={"id": "x", "withTask": True}
+    )
+
+    assert isinstance(executor, Executor)
+    assert isinstance(getattr(executor, SUBFIELDS_MEMO), dict)
