@@ -64,6 +64,12 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
             raise DisconnectionError(str(error)) from error
 
 
+def connect_args(engine: AsyncEngine) -> dict[str, Any]:
+    """What `asyncpg.connect` takes to reach the engine's database, as the engine does."""
+    _, arguments = engine.dialect.create_connect_args(engine.url)
+    return dict(arguments)
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # Objects stay readable after commit: resolvers build their answer from them.
     return async_sessionmaker(engine, expire_on_commit=False)

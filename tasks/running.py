@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+import asyncpg
 from celery import Celery
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence import repository
+from persistence import repository, task_writes
 from persistence.events import take_cancel_request
 from persistence.models import STAGE_MAX_CHARS, FileRole, TaskChange, TaskFile
 from tasks.dispatch import send_task
@@ -111,7 +111,9 @@ class RunningTask:
         self._stage = GENERATING_STAGE
         self._last_write = time.monotonic()
 
-    async def _write(self, change: Callable[[AsyncSession], Awaitable[TaskChange | None]]) -> None:
+    async def _write(
+        self, change: Callable[[asyncpg.Connection], Awaitable[TaskChange | None]]
+    ) -> None:
         made = await self.runtime.write(change)
         if made is None:
             raise ClaimLost
@@ -153,7 +155,7 @@ class RunningTask:
         delta = self._take_pending()
         await self._write(
             partial(
-                repository.record_output,
+                task_writes.record_output,
                 task_id=self.task.id,
                 attempt=self.attempt,
                 delta=delta or None,
@@ -168,7 +170,7 @@ class RunningTask:
         outcome = outcome or Outcome()
         await self._write(
             partial(
-                repository.complete_task,
+                task_writes.complete_task,
                 task_id=self.task.id,
                 attempt=self.attempt,
                 delta=delta,
@@ -182,7 +184,7 @@ class RunningTask:
         delta = self._take_pending()
         await self._write(
             partial(
-                repository.fail_task,
+                task_writes.fail_task,
                 task_id=self.task.id,
                 attempt=self.attempt,
                 error=error,
@@ -194,7 +196,7 @@ class RunningTask:
         delta = self._take_pending()
         await self._write(
             partial(
-                repository.finish_cancelled,
+                task_writes.finish_cancelled,
                 task_id=self.task.id,
                 attempt=self.attempt,
                 delta=delta or None,
@@ -231,7 +233,7 @@ class RunningTask:
         )
         await self._write(
             partial(
-                repository.retry_later,
+                task_writes.retry_later,
                 task_id=self.task.id,
                 attempt=self.attempt,
                 error=str(error),
@@ -287,9 +289,9 @@ class RunningTask:
         while True:
             await asyncio.sleep(seconds / RENEWALS_PER_LEASE)
             try:
-                async with self.runtime.sessionmaker.begin() as session:
-                    lease = await repository.renew_lease(
-                        session, self.task.id, self.attempt, seconds
+                async with self.runtime.pool.acquire() as connection:
+                    lease = await task_writes.renew_lease(
+                        connection, self.task.id, self.attempt, seconds
                     )
             except Exception as error:
                 # The next renewal may succeed before the lease runs out.
