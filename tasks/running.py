@@ -270,7 +270,10 @@ class RunningTask:
             await asyncio.gather(keeper, listener, return_exceptions=True)
 
     async def _listen_for_cancel(self, body: asyncio.Task[Any]) -> None:
-        while not self._done.is_set():
+        # The first look comes one interval in, not at the start: a task that ends sooner
+        # (the demo model's, a short answer) makes no Redis call for it, and a cancel is
+        # still heard within the interval.
+        while not await self._ends_within(CANCEL_POLL_SECONDS):
             try:
                 requested = await take_cancel_request(self.runtime.redis, self.task.id)
             except Exception as error:
@@ -281,8 +284,11 @@ class RunningTask:
                 self.cancel_requested = True
                 body.cancel()
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._done.wait(), CANCEL_POLL_SECONDS)
+
+    async def _ends_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._done.wait(), seconds)
+        return self._done.is_set()
 
     async def _keep_claim(self, body: asyncio.Task[Any]) -> None:
         seconds = self.runtime.settings.task_lease_seconds
