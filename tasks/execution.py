@@ -113,4 +113,5 @@ async def run_task(
         with contextlib.suppress(ClaimLost):
             await running.fail(UNEXPECTED_FAILURE)
     finally:
+        await running.settle()
         record_attempt(running.task, time.monotonic() - started)

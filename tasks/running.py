@@ -32,6 +32,11 @@ GENERATING_STAGE = "generating"
 # The claim is renewed this many times per lease, so one slow or failed renewal still
 # leaves time for the next before the lease runs out.
 RENEWALS_PER_LEASE = 3
+# Batches of output that may gather before they are written at once, even though the work
+# has not let a background write run (a model whose whole answer is already received) or
+# one is still under way: bounds a worker's memory, and such an answer still shows it is
+# being written.
+PENDING_BATCHES_MAX = 4
 # A worker looks for a cancel request this often (one Redis LPOP per running task), so a
 # cancelled task stops within about this long.
 CANCEL_POLL_SECONDS = 0.25
@@ -110,6 +115,11 @@ class RunningTask:
         self._progress = 0.0
         self._stage = GENERATING_STAGE
         self._last_write = time.monotonic()
+        # The work, while it runs; the write of a batch in the background, once due
+        # (`_flush_call`) and under way (`_flusher`).
+        self._body: asyncio.Task[Any] | None = None
+        self._flush_call: asyncio.Handle | None = None
+        self._flusher: asyncio.Task[None] | None = None
 
     async def _write(
         self, change: Callable[[asyncpg.Connection], Awaitable[TaskChange | None]]
@@ -129,17 +139,68 @@ class RunningTask:
         return text
 
     async def add(self, chunk: Chunk) -> None:
-        """Take a chunk of output; write when a batch is full or due."""
+        """Take a chunk of output. A full or due batch is written in the background once
+        the work next waits, so a stream that ends first (a fast model, an answer sent
+        whole) has its text written with the completion: one change instead of two."""
+        self._raise_flush_failure()
         text = storable(chunk.text)
         self._pending.append(text)
         self._pending_chars += len(text)
         if chunk.progress is not None and chunk.progress < 1:
             self._progress = min(max(chunk.progress, self._progress), 1.0)
+        if self._batch_ready():
+            self._flush_soon()
+        if self._pending_chars >= PENDING_BATCHES_MAX * self.runtime.settings.stream_flush_chars:
+            await self.flush()
+
+    def _batch_ready(self) -> bool:
         settings = self.runtime.settings
         due = time.monotonic() - self._last_write >= settings.stream_flush_seconds
         changed = self._pending_chars > 0 or self._progress > self.task.progress
-        if self._pending_chars >= settings.stream_flush_chars or (due and changed):
-            await self.flush()
+        return self._pending_chars >= settings.stream_flush_chars or (due and changed)
+
+    def _flush_soon(self) -> None:
+        if self._flusher is None and self._flush_call is None:
+            self._flush_call = asyncio.get_running_loop().call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
+        """Called once the work has let the loop run: if it has ended meanwhile, its
+        last write (the completion, or the failure) takes the batch."""
+        self._flush_call = None
+        if self._body is None or not self._body.done():
+            self._flusher = asyncio.create_task(self._flush_in_background())
+
+    async def _flush_in_background(self) -> None:
+        while self._batch_ready():
+            await self._write_pending()
+
+    def _raise_flush_failure(self) -> None:
+        """Raise what a finished background write raised (ClaimLost, a lost database)."""
+        if self._flusher is not None and self._flusher.done():
+            flusher, self._flusher = self._flusher, None
+            flusher.result()
+
+    async def _flushed(self) -> None:
+        """Until no write is in the background, raising what it raised; one not yet
+        started is dropped, and its text goes with the caller's write."""
+        if self._flush_call is not None:
+            self._flush_call.cancel()
+            self._flush_call = None
+        flusher = self._flusher
+        if flusher is None:
+            return
+        try:
+            # Shielded: a cancelled body must not cancel a write in the middle.
+            await asyncio.shield(flusher)
+        finally:
+            if flusher.done():
+                self._flusher = None
+
+    async def settle(self) -> None:
+        """Let a background write end before the task is left; its outcome no longer
+        matters (the task ended, or another worker has it)."""
+        with contextlib.suppress(Exception):
+            await self._flushed()
 
     async def report(self, progress: float, stage: str) -> None:
         """Say how far the work is and what it does now (written at once)."""
@@ -152,6 +213,11 @@ class RunningTask:
             return await repository.get_files(session, self.task.id, FileRole.INPUT)
 
     async def flush(self) -> None:
+        """Write the output gathered so far, now."""
+        await self._flushed()
+        await self._write_pending()
+
+    async def _write_pending(self) -> None:
         delta = self._take_pending()
         await self._write(
             partial(
@@ -166,6 +232,7 @@ class RunningTask:
         )
 
     async def complete(self, outcome: Outcome | None = None) -> None:
+        await self._flushed()
         delta = self._take_pending()
         outcome = outcome or Outcome()
         await self._write(
@@ -181,6 +248,7 @@ class RunningTask:
 
     async def fail(self, error: str) -> None:
         """End FAILED, keeping the output so far."""
+        await self._flushed()
         delta = self._take_pending()
         await self._write(
             partial(
@@ -193,6 +261,7 @@ class RunningTask:
         )
 
     async def finish_cancelled(self) -> None:
+        await self._flushed()
         delta = self._take_pending()
         await self._write(
             partial(
@@ -223,6 +292,7 @@ class RunningTask:
     async def fail_or_retry(self, error: ProviderError) -> None:
         """Fail the task, or, for a passing failure with tries left, queue it again after
         a back-off."""
+        await self._flushed()
         tries = self._tries_so_far()
         if not error.transient or tries >= self.runtime.settings.retry_attempts:
             await self.fail(str(error))
@@ -252,7 +322,7 @@ class RunningTask:
         Stops at once if the claim is lost, so a task taken over by another worker is not
         streamed (and paid for) twice; raises CancelRequested if a caller cancelled it.
         """
-        body = asyncio.create_task(work())
+        body = self._body = asyncio.create_task(work())
         keeper = asyncio.create_task(self._keep_claim(body))
         # Stopped by an event, never cancelled: it is often in the middle of a Redis call.
         listener = asyncio.create_task(self._listen_for_cancel(body))
