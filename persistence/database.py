@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 # Connections one API or worker process may hold. All of them stay in the pool once
 # opened (they are opened only as needed): an overflow connection is closed as soon as
@@ -33,13 +34,18 @@ def async_url(database_url: str) -> URL:
     return make_url(database_url).set(drivername="postgresql+asyncpg")
 
 
-def create_engine(database_url: str, application_name: str) -> AsyncEngine:
-    """An engine whose connections say who they are in `pg_stat_activity`."""
+def create_engine(database_url: str, application_name: str, *, pooled: bool = True) -> AsyncEngine:
+    """An engine whose connections say who they are in `pg_stat_activity`; one not
+    `pooled` closes each connection when it is returned."""
+    pool: dict[str, Any] = (
+        {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        if pooled
+        else {"poolclass": NullPool}
+    )
     engine = create_async_engine(
         async_url(database_url),
-        pool_size=POOL_SIZE,
-        max_overflow=POOL_OVERFLOW,
         connect_args={"server_settings": {"application_name": application_name}},
+        **pool,
     )
     _ping_idle_connections(engine)
     return engine

@@ -132,7 +132,8 @@ async def create_pool(connect_args: dict[str, Any], application_name: str) -> as
     """A worker process's connections for these writes, named for `pg_stat_activity`."""
     settings = {"application_name": application_name}
     return await asyncpg.create_pool(
-        min_size=1,
+        # Opened on first use: a process that only runs the sweeper opens none.
+        min_size=0,
         max_size=POOL_SIZE,
         init=_use_json,
         reset=_keep_session,

@@ -48,7 +48,10 @@ class WorkerRuntime:
         name = f"aitasks-worker-{os.getpid()}"
         self.settings = settings
         self.loop = _new_event_loop()
-        self.engine = create_engine(database_url, application_name=name)
+        # Only the sweeper and a task's input files go through the ORM here: their
+        # connections are closed after use, so at rest a worker process holds just the
+        # one its task writes use, as many as before those writes had a pool of their own.
+        self.engine = create_engine(database_url, application_name=name, pooled=False)
         self.sessionmaker = create_sessionmaker(self.engine)
         # The writes to the task being run skip the ORM (see persistence.task_writes).
         self.pool: asyncpg.Pool = self.run(
