@@ -46,7 +46,7 @@ from graphql_app.logs import RequestLog
 from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
 from graphql_app.settings import Settings, get_settings
 from graphql_app.websocket import SharedSubscriptions, TransportHandler
-from persistence.database import create_engine, create_pool, create_sessionmaker
+from persistence.database import POOL_SIZE, create_engine, create_pool, create_sessionmaker
 from persistence.events import TaskEventHub
 from schema import QueryLimits, build_schema
 from schema.context import Context, Services
@@ -321,7 +321,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         audit_seconds=settings.subscription_resync_seconds,
     )
     await hub.start()
-    pool = await create_pool(database_url, APPLICATION_NAME)
+    pool = await create_pool(engine, APPLICATION_NAME, POOL_SIZE)
     try:
         yield Services(
             settings=settings,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import orjson
-from asyncpg import Connection, Record
+from asyncpg import Connection
 
 from persistence.models import (
     EVENT_STATE_COLUMNS,
@@ -22,17 +22,15 @@ from persistence.models import (
     FileRole,
     Task,
     TaskFile,
-    TaskKind,
-    TaskPriority,
     TaskStatus,
 )
 from persistence.repository import NewTaskRow
 
 _TASK_COLUMNS = ", ".join(column.name for column in Task.__table__.columns)
 _EVENT_COLUMNS = ", ".join(("task_id", "sequence", *EVENT_STATE_COLUMNS, "delta", "result_reset"))
-_ENUMS = {"kind": TaskKind, "status": TaskStatus, "priority": TaskPriority}
 
-# The task and its creation's log entry (sequence 1), in one statement. `$13` is the
+# The task and its creation's log entry (sequence 1), in one statement. `params` and
+# `inputs` go as JSON text, whatever JSON codec the connection has. `$13` is the
 # delay: NULL when there is none (now() + NULL is NULL); `$14` is how far ahead the
 # message was handed to the broker, for a delayed task sent now.
 _INSERT_TASK = f"""
@@ -40,7 +38,7 @@ WITH created AS (
     INSERT INTO tasks (id, owner, kind, prompt, model, status, stage, priority,
                        timeout_seconds, idempotency_key, params, inputs,
                        scheduled_for, enqueued_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text::json, $12::text::jsonb,
             now() + $13::interval, now() + $14::interval)
     {{conflict}}
     RETURNING {_TASK_COLUMNS}
@@ -80,14 +78,6 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
-def task_of(record: Record) -> Task:
-    """A `Task` built from a full row of `tasks`, its enums as the model's."""
-    values = dict(record)
-    for name, enum in _ENUMS.items():
-        values[name] = enum(values[name])
-    return Task(**values)
-
-
 async def insert_task(connection: Connection, new: NewTaskRow) -> Task | None:
     """Store a PENDING task and log its creation (sequence 1), in one statement, and its
     input files after it.
@@ -117,7 +107,7 @@ async def insert_task(connection: Connection, new: NewTaskRow) -> Task | None:
     )
     if record is None:
         return None
-    task = task_of(record)
+    task = Task.from_row(record)
     if new.files:
         await _insert_files(connection, task.id, new.files)
     return task
@@ -142,7 +132,7 @@ async def count_unfinished(connection: Connection, owner: str, *, up_to: int) ->
 
 async def find_by_idempotency_key(connection: Connection, owner: str, key: str) -> Task | None:
     record = await connection.fetchrow(FIND_BY_IDEMPOTENCY_KEY, owner, key)
-    return None if record is None else task_of(record)
+    return None if record is None else Task.from_row(record)
 
 
 async def release_idempotency_key(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import NullPool
 
 # Connections one API or worker process may hold. All of them stay in the pool once
 # opened (they are opened only as needed): an overflow connection is closed as soon as
@@ -35,13 +37,18 @@ def async_url(database_url: str) -> URL:
     return make_url(database_url).set(drivername="postgresql+asyncpg")
 
 
-def create_engine(database_url: str, application_name: str) -> AsyncEngine:
-    """An engine whose connections say who they are in `pg_stat_activity`."""
+def create_engine(database_url: str, application_name: str, *, pooled: bool = True) -> AsyncEngine:
+    """An engine whose connections say who they are in `pg_stat_activity`; one not
+    `pooled` closes each connection when it is returned."""
+    pool: dict[str, Any] = (
+        {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        if pooled
+        else {"poolclass": NullPool}
+    )
     engine = create_async_engine(
         async_url(database_url),
-        pool_size=POOL_SIZE,
-        max_overflow=POOL_OVERFLOW,
         connect_args={"server_settings": {"application_name": application_name}},
+        **pool,
     )
     _ping_idle_connections(engine)
     return engine
@@ -66,35 +73,36 @@ def _ping_idle_connections(engine: AsyncEngine) -> None:
             raise DisconnectionError(str(error)) from error
 
 
-def driver_url(database_url: str) -> str:
-    """The URL as asyncpg itself takes it (no SQLAlchemy driver name)."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(False)
-
-
-async def _json_codecs(connection: asyncpg.Connection) -> None:
-    # As the engine's connections have them: JSON goes in as text, comes out as values.
-    for name in ("json", "jsonb"):
+async def _use_json(connection: asyncpg.Connection) -> None:
+    # JSON and JSONB read as Python values and are written from them.
+    for type_name in ("json", "jsonb"):
         await connection.set_type_codec(
-            name, schema="pg_catalog", encoder=_as_is, decoder=orjson.loads
+            type_name, encoder=json.dumps, decoder=orjson.loads, schema="pg_catalog"
         )
 
 
-def _as_is(text: str) -> str:
-    return text
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The statements on these pools change no session state, so there is nothing to
+    reset between uses but an unfinished transaction (a caller cancelled inside one);
+    asyncpg's default reset is a round trip on every release."""
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
 
 
-async def create_pool(database_url: str, application_name: str) -> asyncpg.Pool:
-    """asyncpg's own pool, for the statements written out in SQL (`persistence.creation`):
-    checking a connection out of it costs a fraction of a session's or the engine's.
-    Connections open as needed, up to the engine's bound; JSON is written as text and
-    read as values. As with the engine, a connection that died under load fails its
-    request once and is then replaced."""
+async def create_pool(engine: AsyncEngine, application_name: str, max_size: int) -> asyncpg.Pool:
+    """asyncpg's own pool beside the engine, reaching the same database, for the
+    statements written out in SQL (`persistence.creation`, `persistence.task_writes`):
+    checking a connection out of it, and a statement's trip through it, cost a fraction
+    of a session's. Connections open on first use. As with the engine, a connection that
+    died under load fails its statement once and is then replaced."""
+    _, arguments = engine.dialect.create_connect_args(engine.url)
     pool: asyncpg.Pool = await asyncpg.create_pool(
-        driver_url(database_url),
         min_size=0,
-        max_size=POOL_SIZE,
+        max_size=max_size,
+        init=_use_json,
+        reset=_keep_session,
         server_settings={"application_name": application_name},
-        init=_json_codecs,
+        **arguments,
     )
     return pool
 

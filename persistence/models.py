@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -81,6 +82,13 @@ def _enum(enum_class: type[enum.Enum], name: str) -> Enum:
     return Enum(enum_class, name=name, native_enum=False, length=20, create_constraint=True)
 
 
+_ENUM_COLUMNS: dict[str, type[enum.Enum]] = {
+    "kind": TaskKind,
+    "status": TaskStatus,
+    "priority": TaskPriority,
+}
+
+
 class Task(Base):
     __tablename__ = "tasks"
 
@@ -133,6 +141,15 @@ class Task(Base):
     artifacts: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, server_default=text("'[]'::jsonb")
     )
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Task:
+        """A task built from a whole row of `tasks` as the driver returns it (for the
+        statements written out in SQL), its enums as the model's."""
+        values = dict(row)
+        for name, enum_class in _ENUM_COLUMNS.items():
+            values[name] = enum_class(values[name])
+        return cls(**values)
 
     # Server-set columns (created_at, sequence, ...) come back in the INSERT's RETURNING,
     # so a new task is complete without a second round trip.

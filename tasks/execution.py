@@ -16,7 +16,7 @@ import orjson
 from celery import Celery
 
 from graphql_app.settings import Settings
-from persistence import repository
+from persistence import task_writes
 from persistence.models import TaskChange
 from tasks.logs import log_transition
 from tasks.metrics import record_attempt
@@ -41,7 +41,7 @@ Work = Callable[[RunningTask], Coroutine[Any, Any, Outcome | None]]
 async def _claim(runtime: WorkerRuntime, task_id: uuid.UUID) -> TaskChange | None:
     return await runtime.write(
         partial(
-            repository.claim_task,
+            task_writes.claim_task,
             task_id=task_id,
             lease_seconds=runtime.settings.task_lease_seconds,
             max_attempts=runtime.settings.max_attempts,
@@ -113,4 +113,5 @@ async def run_task(
         with contextlib.suppress(ClaimLost):
             await running.fail(UNEXPECTED_FAILURE)
     finally:
+        await running.settle()
         record_attempt(running.task, time.monotonic() - started)

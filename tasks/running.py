@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+import asyncpg
 from celery import Celery
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence import repository
+from persistence import repository, task_writes
 from persistence.events import take_cancel_request
 from persistence.models import STAGE_MAX_CHARS, FileRole, TaskChange, TaskFile
 from tasks.dispatch import send_task
@@ -32,6 +32,11 @@ GENERATING_STAGE = "generating"
 # The claim is renewed this many times per lease, so one slow or failed renewal still
 # leaves time for the next before the lease runs out.
 RENEWALS_PER_LEASE = 3
+# Batches of output that may gather before they are written at once, even though the work
+# has not let a background write run (a model whose whole answer is already received) or
+# one is still under way: bounds a worker's memory, and such an answer still shows it is
+# being written.
+PENDING_BATCHES_MAX = 4
 # A worker looks for a cancel request this often (one Redis LPOP per running task), so a
 # cancelled task stops within about this long.
 CANCEL_POLL_SECONDS = 0.25
@@ -110,8 +115,15 @@ class RunningTask:
         self._progress = 0.0
         self._stage = GENERATING_STAGE
         self._last_write = time.monotonic()
+        # The work, while it runs; the write of a batch in the background, once due
+        # (`_flush_call`) and under way (`_flusher`).
+        self._body: asyncio.Task[Any] | None = None
+        self._flush_call: asyncio.Handle | None = None
+        self._flusher: asyncio.Task[None] | None = None
 
-    async def _write(self, change: Callable[[AsyncSession], Awaitable[TaskChange | None]]) -> None:
+    async def _write(
+        self, change: Callable[[asyncpg.Connection], Awaitable[TaskChange | None]]
+    ) -> None:
         made = await self.runtime.write(change)
         if made is None:
             raise ClaimLost
@@ -127,17 +139,68 @@ class RunningTask:
         return text
 
     async def add(self, chunk: Chunk) -> None:
-        """Take a chunk of output; write when a batch is full or due."""
+        """Take a chunk of output. A full or due batch is written in the background once
+        the work next waits, so a stream that ends first (a fast model, an answer sent
+        whole) has its text written with the completion: one change instead of two."""
+        self._raise_flush_failure()
         text = storable(chunk.text)
         self._pending.append(text)
         self._pending_chars += len(text)
         if chunk.progress is not None and chunk.progress < 1:
             self._progress = min(max(chunk.progress, self._progress), 1.0)
+        if self._batch_ready():
+            self._flush_soon()
+        if self._pending_chars >= PENDING_BATCHES_MAX * self.runtime.settings.stream_flush_chars:
+            await self.flush()
+
+    def _batch_ready(self) -> bool:
         settings = self.runtime.settings
         due = time.monotonic() - self._last_write >= settings.stream_flush_seconds
         changed = self._pending_chars > 0 or self._progress > self.task.progress
-        if self._pending_chars >= settings.stream_flush_chars or (due and changed):
-            await self.flush()
+        return self._pending_chars >= settings.stream_flush_chars or (due and changed)
+
+    def _flush_soon(self) -> None:
+        if self._flusher is None and self._flush_call is None:
+            self._flush_call = asyncio.get_running_loop().call_soon(self._start_flush)
+
+    def _start_flush(self) -> None:
+        """Called once the work has let the loop run: if it has ended meanwhile, its
+        last write (the completion, or the failure) takes the batch."""
+        self._flush_call = None
+        if self._body is None or not self._body.done():
+            self._flusher = asyncio.create_task(self._flush_in_background())
+
+    async def _flush_in_background(self) -> None:
+        while self._batch_ready():
+            await self._write_pending()
+
+    def _raise_flush_failure(self) -> None:
+        """Raise what a finished background write raised (ClaimLost, a lost database)."""
+        if self._flusher is not None and self._flusher.done():
+            flusher, self._flusher = self._flusher, None
+            flusher.result()
+
+    async def _flushed(self) -> None:
+        """Until no write is in the background, raising what it raised; one not yet
+        started is dropped, and its text goes with the caller's write."""
+        if self._flush_call is not None:
+            self._flush_call.cancel()
+            self._flush_call = None
+        flusher = self._flusher
+        if flusher is None:
+            return
+        try:
+            # Shielded: a cancelled body must not cancel a write in the middle.
+            await asyncio.shield(flusher)
+        finally:
+            if flusher.done():
+                self._flusher = None
+
+    async def settle(self) -> None:
+        """Let a background write end before the task is left; its outcome no longer
+        matters (the task ended, or another worker has it)."""
+        with contextlib.suppress(Exception):
+            await self._flushed()
 
     async def report(self, progress: float, stage: str) -> None:
         """Say how far the work is and what it does now (written at once)."""
@@ -150,10 +213,15 @@ class RunningTask:
             return await repository.get_files(session, self.task.id, FileRole.INPUT)
 
     async def flush(self) -> None:
+        """Write the output gathered so far, now."""
+        await self._flushed()
+        await self._write_pending()
+
+    async def _write_pending(self) -> None:
         delta = self._take_pending()
         await self._write(
             partial(
-                repository.record_output,
+                task_writes.record_output,
                 task_id=self.task.id,
                 attempt=self.attempt,
                 delta=delta or None,
@@ -164,11 +232,12 @@ class RunningTask:
         )
 
     async def complete(self, outcome: Outcome | None = None) -> None:
+        await self._flushed()
         delta = self._take_pending()
         outcome = outcome or Outcome()
         await self._write(
             partial(
-                repository.complete_task,
+                task_writes.complete_task,
                 task_id=self.task.id,
                 attempt=self.attempt,
                 delta=delta,
@@ -179,10 +248,11 @@ class RunningTask:
 
     async def fail(self, error: str) -> None:
         """End FAILED, keeping the output so far."""
+        await self._flushed()
         delta = self._take_pending()
         await self._write(
             partial(
-                repository.fail_task,
+                task_writes.fail_task,
                 task_id=self.task.id,
                 attempt=self.attempt,
                 error=error,
@@ -191,10 +261,11 @@ class RunningTask:
         )
 
     async def finish_cancelled(self) -> None:
+        await self._flushed()
         delta = self._take_pending()
         await self._write(
             partial(
-                repository.finish_cancelled,
+                task_writes.finish_cancelled,
                 task_id=self.task.id,
                 attempt=self.attempt,
                 delta=delta or None,
@@ -221,6 +292,7 @@ class RunningTask:
     async def fail_or_retry(self, error: ProviderError) -> None:
         """Fail the task, or, for a passing failure with tries left, queue it again after
         a back-off."""
+        await self._flushed()
         tries = self._tries_so_far()
         if not error.transient or tries >= self.runtime.settings.retry_attempts:
             await self.fail(str(error))
@@ -231,7 +303,7 @@ class RunningTask:
         )
         await self._write(
             partial(
-                repository.retry_later,
+                task_writes.retry_later,
                 task_id=self.task.id,
                 attempt=self.attempt,
                 error=str(error),
@@ -250,7 +322,7 @@ class RunningTask:
         Stops at once if the claim is lost, so a task taken over by another worker is not
         streamed (and paid for) twice; raises CancelRequested if a caller cancelled it.
         """
-        body = asyncio.create_task(work())
+        body = self._body = asyncio.create_task(work())
         keeper = asyncio.create_task(self._keep_claim(body))
         # Stopped by an event, never cancelled: it is often in the middle of a Redis call.
         listener = asyncio.create_task(self._listen_for_cancel(body))
@@ -268,7 +340,10 @@ class RunningTask:
             await asyncio.gather(keeper, listener, return_exceptions=True)
 
     async def _listen_for_cancel(self, body: asyncio.Task[Any]) -> None:
-        while not self._done.is_set():
+        # The first look comes one interval in, not at the start: a task that ends sooner
+        # (the demo model's, a short answer) makes no Redis call for it, and a cancel is
+        # still heard within the interval.
+        while not await self._ends_within(CANCEL_POLL_SECONDS):
             try:
                 requested = await take_cancel_request(self.runtime.redis, self.task.id)
             except Exception as error:
@@ -279,17 +354,20 @@ class RunningTask:
                 self.cancel_requested = True
                 body.cancel()
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._done.wait(), CANCEL_POLL_SECONDS)
+
+    async def _ends_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._done.wait(), seconds)
+        return self._done.is_set()
 
     async def _keep_claim(self, body: asyncio.Task[Any]) -> None:
         seconds = self.runtime.settings.task_lease_seconds
         while True:
             await asyncio.sleep(seconds / RENEWALS_PER_LEASE)
             try:
-                async with self.runtime.sessionmaker.begin() as session:
-                    lease = await repository.renew_lease(
-                        session, self.task.id, self.attempt, seconds
+                async with self.runtime.pool.acquire() as connection:
+                    lease = await task_writes.renew_lease(
+                        connection, self.task.id, self.attempt, seconds
                     )
             except Exception as error:
                 # The next renewal may succeed before the lease runs out.

@@ -9,23 +9,25 @@ never at import time, and closed when the process ends.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine
-from functools import partial
 from typing import Any, TypeVar
 
+import asyncpg
 import openai
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_app.settings import DEMO_MODEL, Settings, get_settings
-from persistence.database import create_engine, create_sessionmaker
+from persistence import task_writes
+from persistence.database import create_engine, create_pool, create_sessionmaker
 from persistence.events import publish
 from persistence.models import TaskChange
-from persistence.unit_of_work import unit_of_work
 from tasks.providers.base import TextProvider
 from tasks.providers.demo import DemoProvider
 from tasks.providers.openai_provider import OpenAIProvider, create_client
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -46,8 +48,13 @@ class WorkerRuntime:
         name = f"aitasks-worker-{os.getpid()}"
         self.settings = settings
         self.loop = _new_event_loop()
-        self.engine = create_engine(database_url, application_name=name)
+        # Only the sweeper and a task's input files go through the ORM here: their
+        # connections are closed after use, so at rest a worker process holds just the
+        # one its task writes use, as many as before those writes had a pool of their own.
+        self.engine = create_engine(database_url, application_name=name, pooled=False)
         self.sessionmaker = create_sessionmaker(self.engine)
+        # The writes to the task being run skip the ORM (see persistence.task_writes).
+        self.pool: asyncpg.Pool = self.run(create_pool(self.engine, name, task_writes.POOL_SIZE))
         self.redis = Redis.from_url(redis_url, client_name=name)
         self._openai: openai.AsyncOpenAI | None = None
 
@@ -67,17 +74,24 @@ class WorkerRuntime:
         return OpenAIProvider(self._openai, self.settings.openai_timeout_seconds)
 
     async def write(
-        self, change: Callable[[AsyncSession], Awaitable[TaskChange | None]]
+        self, change: Callable[[asyncpg.Connection], Awaitable[TaskChange | None]]
     ) -> TaskChange | None:
-        """Apply one change in its own transaction; publish it once committed."""
-        async with unit_of_work(self.sessionmaker) as uow:
-            made = await change(uow.session)
-            if made is not None:
-                uow.after_commit(partial(publish, self.redis, made.event))
+        """Apply one change (committed when it returns); then publish it."""
+        async with self.pool.acquire() as connection:
+            made = await change(connection)
+        if made is not None:
+            try:
+                await publish(self.redis, made.event)
+            except Exception:
+                # The change is committed; subscribers catch up from the log.
+                logger.exception(
+                    "task %s: change %d not published", made.task.id, made.event.sequence
+                )
         return made
 
     def close(self) -> None:
         async def close_all() -> None:
+            await self.pool.close()
             await self.engine.dispose()
             await self.redis.aclose()
             if self._openai is not None:

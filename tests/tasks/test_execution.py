@@ -1,0 +1,104 @@
+"""How a worker writes a running task's output: in batches while the work waits, and with
+the completion when the work ends before a batch went out. Runs `run_task` in this
+process, on a worker runtime of its own, against the shared stack's database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from graphql_app.settings import Settings
+from persistence.models import TaskStatus
+from tasks.celery_app import create_celery_app
+from tasks.execution import run_task
+from tasks.providers.base import Chunk
+from tasks.running import PENDING_BATCHES_MAX, Outcome, RunningTask
+from tasks.runtime import WorkerRuntime
+from tests.fixtures.stack import Stack
+from tests.fixtures.tasks import insert_pending_task, logged_events
+
+FLUSH_CHARS = 20
+BATCH = "x" * FLUSH_CHARS
+
+
+@pytest.fixture
+def runtime(stack: Stack) -> Iterator[WorkerRuntime]:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        database_url=stack.database_url,
+        redis_url=stack.redis_url,
+        stream_flush_chars=FLUSH_CHARS,
+        stream_flush_seconds=3600,
+    )
+    runtime = WorkerRuntime(settings)
+    yield runtime
+    runtime.close()
+
+
+def run(runtime: WorkerRuntime, stack: Stack, batches: int, pause: bool) -> list[str | None]:
+    """Run a task whose work writes `batches` full batches, letting the loop run between
+    them or not; the deltas of its changes after the claim."""
+
+    async def work(running: RunningTask) -> Outcome | None:
+        for _ in range(batches):
+            await running.add(Chunk(BATCH))
+            if pause:
+                await asyncio.sleep(0.01)
+        return None
+
+    task = insert_pending_task(stack.database_url, "batches")
+    app = create_celery_app(runtime.settings, stack.redis_url)
+    try:
+        runtime.run(run_task(runtime, task.id, app, work))
+    finally:
+        app.close()
+    events = logged_events(stack.database_url, str(task.id))
+    assert events[-1].status == TaskStatus.COMPLETED
+    assert "".join(event.delta or "" for event in events) == BATCH * batches
+    return [event.delta for event in events if event.sequence > 2]
+
+
+def test_output_that_ends_before_a_write_went_out_comes_with_the_completion(
+    runtime: WorkerRuntime, stack: Stack
+) -> None:
+    assert run(runtime, stack, batches=2, pause=False) == [BATCH * 2]
+
+
+def test_output_is_written_in_batches_while_the_work_waits(
+    runtime: WorkerRuntime, stack: Stack
+) -> None:
+    deltas = run(runtime, stack, batches=3, pause=True)
+
+    assert deltas[:3] == [BATCH] * 3
+    assert deltas[3:] == [""]
+
+
+def test_output_that_never_lets_a_write_run_is_written_a_few_batches_at_a_time(
+    runtime: WorkerRuntime, stack: Stack
+) -> None:
+    batches = PENDING_BATCHES_MAX * 2 + 1
+
+    deltas = run(runtime, stack, batches=batches, pause=False)
+
+    whole = BATCH * PENDING_BATCHES_MAX
+    assert deltas == [whole, whole, BATCH]
+
+
+def test_a_task_is_claimed_once(runtime: WorkerRuntime, stack: Stack) -> None:
+    task = insert_pending_task(stack.database_url, "once")
+    app = create_celery_app(runtime.settings, stack.redis_url)
+
+    async def work(running: RunningTask) -> Outcome | None:
+        await running.add(Chunk("done"))
+        return None
+
+    try:
+        for _ in range(2):
+            runtime.run(run_task(runtime, uuid.UUID(str(task.id)), app, work))
+    finally:
+        app.close()
+    statuses = [event.status for event in logged_events(stack.database_url, str(task.id))]
+    assert statuses == [TaskStatus.PENDING, TaskStatus.PROCESSING, TaskStatus.COMPLETED]
