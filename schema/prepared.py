@@ -45,6 +45,34 @@ PREPARED_MAX_DOCUMENTS = 500
 PREPARED_MAX_QUERY_CHARS = 20_000
 
 
+def _acyclic(executor_class: Any) -> Any:
+    """The schema's executor class, letting go of its helpers once an operation is done.
+
+    graphql-core's executor keeps bound methods of itself (`async_helpers`): a reference
+    cycle, so each operation's executor, context and request waited for the garbage
+    collector, and under load most of them outlived the young generations (measured:
+    ~58 cyclic objects per create; the API grew 18 MiB before a full pass freed them).
+    Without the cycle they go as soon as the response is built.
+    """
+
+    class AcyclicExecutor(executor_class):  # type: ignore[misc, valid-type]
+        def execute_operation(self, serially: bool | None = None) -> Any:
+            outcome = super().execute_operation(serially)
+            if not self.is_awaitable(outcome):
+                self.async_helpers = None
+                return outcome
+
+            async def finished() -> Any:
+                try:
+                    return await outcome
+                finally:
+                    self.async_helpers = None
+
+            return finished()
+
+    return AcyclicExecutor
+
+
 @dataclass(frozen=True)
 class PreparedOperation:
     document: DocumentNode
@@ -57,6 +85,7 @@ class PreparedOperations:
 
     def __init__(self, schema: Any, limits: QueryLimits) -> None:
         self._schema = schema
+        self._executor_class = _acyclic(schema.execution_context_class)
         self._max_tokens = limits.max_tokens
         rules = [*specified_rules, document_size_rule(limits)]
         if not limits.introspection:
@@ -105,7 +134,7 @@ class PreparedOperations:
             operation_name=prepared.operation_name,
             context_value=context,
             is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
-            executor_class=self._schema.execution_context_class,
+            executor_class=self._executor_class,
             operation_extensions=None,
         )
         if isawaitable(result):
