@@ -34,12 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from persistence.models import (
     CANCELLED_STAGE,
     CANCELLING_STAGE,
-    DONE_STAGE,
     EVENT_STATE_COLUMNS,
     FAILED_STAGE,
     QUEUED_STAGE,
-    RETRY_STAGE,
-    STARTING_STAGE,
     FileRole,
     Task,
     TaskChange,
@@ -215,17 +212,6 @@ async def _transition(
     return TaskChange(task, TaskEvent.of(task, delta=delta, result_reset=result_reset))
 
 
-def _appended(delta: str | None) -> Any:
-    """The result with `delta` added to its end."""
-    if delta is None:
-        return Task.result
-    return func.coalesce(Task.result, "").concat(delta)
-
-
-def _lease(seconds: float) -> Any:
-    return func.now() + timedelta(seconds=seconds)
-
-
 def _due() -> Any:
     """No start time set, or it has come."""
     return or_(Task.scheduled_for.is_(None), Task.scheduled_for <= func.now())
@@ -242,176 +228,6 @@ def _with_error(message: str, *, transient: bool) -> Any:
 def _abandoned() -> Any:
     """Running, but its worker stopped renewing the lease: the worker is gone."""
     return and_(Task.status == TaskStatus.PROCESSING, Task.lease_expires_at < func.now())
-
-
-async def claim_task(
-    session: AsyncSession, task_id: uuid.UUID, lease_seconds: float, max_attempts: int
-) -> TaskChange | None:
-    """Take a PENDING task, or one whose worker died, for this worker.
-
-    Returns None when the task is running elsewhere, finished, unknown, or has been
-    started `max_attempts` times already. `attempts` numbers the claim; later writes
-    carry it, so a worker that lost its claim writes nothing.
-    """
-    claimable = and_(
-        Task.cancel_requested_at.is_(None),
-        or_(
-            and_(Task.status == TaskStatus.PENDING, _due()),
-            and_(_abandoned(), Task.attempts < max_attempts),
-        ),
-    )
-    return await _transition(
-        session,
-        task_id,
-        claimable,
-        result_reset=True,
-        status=TaskStatus.PROCESSING,
-        stage=STARTING_STAGE,
-        attempts=Task.attempts + 1,
-        progress=0.0,
-        result=None,
-        started_at=func.coalesce(Task.started_at, func.now()),
-        lease_expires_at=_lease(lease_seconds),
-    )
-
-
-def _held(attempt: int) -> Any:
-    return and_(Task.status == TaskStatus.PROCESSING, Task.attempts == attempt)
-
-
-async def record_output(
-    session: AsyncSession,
-    task_id: uuid.UUID,
-    attempt: int,
-    *,
-    delta: str | None,
-    progress: float,
-    stage: str | None,
-    lease_seconds: float,
-) -> TaskChange | None:
-    """Append output to the result and note the progress, as the worker that holds the
-    task (claim number `attempt`); the write also renews its lease."""
-    return await _transition(
-        session,
-        task_id,
-        _held(attempt),
-        delta=delta,
-        progress=progress,
-        stage=stage,
-        result=_appended(delta),
-        lease_expires_at=_lease(lease_seconds),
-    )
-
-
-@dataclass(frozen=True)
-class Lease:
-    held: bool
-    cancel_requested: bool = False
-
-
-async def renew_lease(
-    session: AsyncSession, task_id: uuid.UUID, attempt: int, lease_seconds: float
-) -> Lease:
-    """Keep the claim alive, and say whether a caller asked to cancel the task. Not a
-    change a client sees, so `sequence` stays."""
-    statement = (
-        update(Task)
-        .where(Task.id == task_id, _held(attempt))
-        .values(lease_expires_at=_lease(lease_seconds))
-        .returning(Task.cancel_requested_at)
-    )
-    row = (await session.execute(statement)).first()
-    if row is None:
-        return Lease(held=False)
-    return Lease(held=True, cancel_requested=row[0] is not None)
-
-
-async def _end_held(
-    session: AsyncSession,
-    task_id: uuid.UUID,
-    attempt: int,
-    delta: str | None,
-    status: TaskStatus,
-    **values: Any,
-) -> TaskChange | None:
-    """End a task as the worker holding it: `delta`, the output not yet appended, goes to
-    the result, and the lease is given up."""
-    return await _transition(
-        session,
-        task_id,
-        _held(attempt),
-        delta=delta,
-        result=_appended(delta),
-        status=status,
-        finished_at=func.now(),
-        lease_expires_at=None,
-        **values,
-    )
-
-
-async def complete_task(
-    session: AsyncSession,
-    task_id: uuid.UUID,
-    attempt: int,
-    delta: str,
-    *,
-    output: dict[str, Any] | None = None,
-    artifacts: Sequence[TaskFile] = (),
-) -> TaskChange | None:
-    """Finish the task; `delta` is the output not yet appended to the result. The
-    artifacts are stored in the same transaction, and only by the worker holding it."""
-    values: dict[str, Any] = {"stage": DONE_STAGE, "progress": 1.0}
-    if output is not None:
-        values["output"] = output
-    if artifacts:
-        values["artifacts"] = [describe_artifact(file) for file in artifacts]
-    change = await _end_held(session, task_id, attempt, delta, TaskStatus.COMPLETED, **values)
-    if change is not None and artifacts:
-        await _insert_files(session, task_id, FileRole.ARTIFACT, artifacts)
-    return change
-
-
-async def fail_task(
-    session: AsyncSession, task_id: uuid.UUID, attempt: int, error: str, delta: str | None = None
-) -> TaskChange | None:
-    """End the task FAILED; the output so far (and `delta`) stays in its result."""
-    return await _end_held(
-        session,
-        task_id,
-        attempt,
-        delta,
-        TaskStatus.FAILED,
-        stage=FAILED_STAGE,
-        error=error,
-        errors=_with_error(error, transient=False),
-    )
-
-
-async def retry_later(
-    session: AsyncSession,
-    task_id: uuid.UUID,
-    attempt: int,
-    *,
-    error: str,
-    delay_seconds: float,
-    delta: str | None = None,
-) -> TaskChange | None:
-    """Put a task whose attempt failed for a passing reason back to PENDING, to start
-    again in `delay_seconds`; the error goes into its history."""
-    return await _transition(
-        session,
-        task_id,
-        _held(attempt),
-        delta=delta,
-        result=_appended(delta),
-        status=TaskStatus.PENDING,
-        stage=RETRY_STAGE,
-        errors=_with_error(error, transient=True),
-        scheduled_for=func.now() + timedelta(seconds=delay_seconds),
-        # The worker sends the message itself, to run at that time.
-        enqueued_at=func.now() + timedelta(seconds=delay_seconds),
-        lease_expires_at=None,
-    )
 
 
 async def cancel_pending(session: AsyncSession, task_id: uuid.UUID) -> TaskChange | None:
@@ -435,15 +251,6 @@ async def request_cancel(session: AsyncSession, task_id: uuid.UUID) -> TaskChang
         and_(Task.status == TaskStatus.PROCESSING, Task.cancel_requested_at.is_(None)),
         stage=CANCELLING_STAGE,
         cancel_requested_at=func.now(),
-    )
-
-
-async def finish_cancelled(
-    session: AsyncSession, task_id: uuid.UUID, attempt: int, delta: str | None = None
-) -> TaskChange | None:
-    """End a running task CANCELLED, as its worker; the output so far is kept."""
-    return await _end_held(
-        session, task_id, attempt, delta, TaskStatus.CANCELLED, stage=CANCELLED_STAGE
     )
 
 

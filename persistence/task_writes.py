@@ -1,8 +1,8 @@
 """The writes a worker makes to the task it holds, on a plain asyncpg connection.
 
-They are the same changes as `repository.claim_task`, `record_output`, `complete_task`
-and the rest, with the same conditions, and each is still one UPDATE that bumps
-`sequence` and appends its row to `task_events`. They skip the ORM: each statement is
+Each is one conditional UPDATE that bumps `sequence` and appends its row to
+`task_events` in the same statement, and each carries the claim's attempt number, so a
+worker that lost its claim changes nothing. They skip the ORM: each statement is
 written out once, prepared once per connection (asyncpg's statement cache), and sent as
 it stands. A lone statement commits by itself, so a change is one round trip, where a
 session's was three (BEGIN, the statement, COMMIT), and no statement is compiled or
@@ -11,8 +11,10 @@ given a cache key per call: measured, that was most of a worker's CPU per task.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -31,7 +33,14 @@ from persistence.models import (
     TaskEvent,
     TaskFile,
 )
-from persistence.repository import Lease, describe_artifact
+from persistence.repository import describe_artifact
+
+
+@dataclass(frozen=True)
+class Lease:
+    held: bool
+    cancel_requested: bool = False
+
 
 # A worker process runs one task at a time: its writes, and a lease renewal beside them.
 POOL_SIZE = 2
@@ -84,7 +93,8 @@ RECORD_OUTPUT = _transition(_HELD, f"{_APPENDED}, progress = $5, stage = $6, {_l
 COMPLETE = _transition(
     _HELD,
     f"{_ENDED}, status = 'COMPLETED', stage = '{DONE_STAGE}', progress = 1,"
-    " output = coalesce($4::json, output), artifacts = coalesce($5::jsonb, artifacts)",
+    " output = coalesce($4::text::json, output),"
+    " artifacts = coalesce($5::text::jsonb, artifacts)",
 )
 # $4: the error.
 FAIL = _transition(
@@ -111,6 +121,11 @@ INSERT_FILES = """
     VALUES ($1, $2, $3, $4, $5, $6)"""
 
 
+def _json_or_null(value: object) -> str | None:
+    # As text: the statements then run the same on any connection, whatever its codecs.
+    return None if value is None else json.dumps(value)
+
+
 def _seconds(seconds: float) -> timedelta:
     return timedelta(seconds=seconds)
 
@@ -127,7 +142,12 @@ def _change(
 async def claim_task(
     connection: asyncpg.Connection, task_id: uuid.UUID, lease_seconds: float, max_attempts: int
 ) -> TaskChange | None:
-    """As `repository.claim_task`."""
+    """Take a PENDING task, or one whose worker died, for this worker.
+
+    Returns None when the task is running elsewhere, finished, unknown, or has been
+    started `max_attempts` times already. `attempts` numbers the claim; later writes
+    carry it, so a worker that lost its claim writes nothing.
+    """
     row = await connection.fetchrow(CLAIM, task_id, None, _seconds(lease_seconds), max_attempts)
     return _change(task_id, row, None, result_reset=True)
 
@@ -142,7 +162,8 @@ async def record_output(
     stage: str | None,
     lease_seconds: float,
 ) -> TaskChange | None:
-    """As `repository.record_output`."""
+    """Append output to the result and note the progress, as the worker that holds the
+    task (claim number `attempt`); the write also renews its lease."""
     row = await connection.fetchrow(
         RECORD_OUTPUT, task_id, delta, attempt, _seconds(lease_seconds), progress, stage
     )
@@ -152,7 +173,8 @@ async def record_output(
 async def renew_lease(
     connection: asyncpg.Connection, task_id: uuid.UUID, attempt: int, lease_seconds: float
 ) -> Lease:
-    """As `repository.renew_lease`."""
+    """Keep the claim alive, and say whether a caller asked to cancel the task. Not a
+    change a client sees, so `sequence` stays."""
     row = await connection.fetchrow(RENEW_LEASE, task_id, attempt, _seconds(lease_seconds))
     if row is None:
         return Lease(held=False)
@@ -168,9 +190,10 @@ async def complete_task(
     output: dict[str, Any] | None = None,
     artifacts: Sequence[TaskFile] = (),
 ) -> TaskChange | None:
-    """As `repository.complete_task`: the artifacts are stored in the same transaction."""
+    """Finish the task; `delta` is the output not yet appended to the result. The
+    artifacts are stored in the same transaction, and only by the worker holding it."""
     described = [describe_artifact(file) for file in artifacts] if artifacts else None
-    parameters = (task_id, delta, attempt, output, described)
+    parameters = (task_id, delta, attempt, _json_or_null(output), _json_or_null(described))
     if not artifacts:
         return _change(task_id, await connection.fetchrow(COMPLETE, *parameters), delta, False)
     async with connection.transaction():
@@ -198,7 +221,7 @@ async def fail_task(
     error: str,
     delta: str | None = None,
 ) -> TaskChange | None:
-    """As `repository.fail_task`."""
+    """End the task FAILED; the output so far (and `delta`) stays in its result."""
     row = await connection.fetchrow(FAIL, task_id, delta, attempt, error)
     return _change(task_id, row, delta, result_reset=False)
 
@@ -206,7 +229,7 @@ async def fail_task(
 async def finish_cancelled(
     connection: asyncpg.Connection, task_id: uuid.UUID, attempt: int, delta: str | None = None
 ) -> TaskChange | None:
-    """As `repository.finish_cancelled`."""
+    """End a running task CANCELLED, as its worker; the output so far is kept."""
     row = await connection.fetchrow(FINISH_CANCELLED, task_id, delta, attempt)
     return _change(task_id, row, delta, result_reset=False)
 
@@ -220,7 +243,8 @@ async def retry_later(
     delay_seconds: float,
     delta: str | None = None,
 ) -> TaskChange | None:
-    """As `repository.retry_later`."""
+    """Put a task whose attempt failed for a passing reason back to PENDING, to start
+    again in `delay_seconds`; the error goes into its history."""
     row = await connection.fetchrow(
         RETRY_LATER, task_id, delta, attempt, error, _seconds(delay_seconds)
     )

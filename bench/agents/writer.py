@@ -1,7 +1,8 @@
 """Load generator: changes written as a worker writes them, at a set rate.
 
-Each change is `repository.record_output` in a unit of work, published on Redis after the
-commit, exactly as `tasks.runtime.WorkerRuntime.write` does; the wall-clock time is taken
+Each change is `task_writes.record_output` on a pooled asyncpg connection (it commits by
+itself), published on Redis after the commit, exactly as `tasks.runtime.WorkerRuntime.write`
+does; the wall-clock time is taken
 right after the commit, before the publish, and reported with the change's sequence so
 the runner can match it with the time a client received it (same machine, same clock).
 
@@ -16,17 +17,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import asyncpg
 from redis.asyncio import Redis
 
 from bench.agents.channel import Channel, run_agent
-from persistence import repository
-from persistence.database import create_engine, create_sessionmaker
+from persistence import task_writes
+from persistence.database import create_engine, create_pool
 from persistence.events import publish
-from persistence.models import TaskEvent
-from persistence.unit_of_work import unit_of_work
+from persistence.models import TaskChange, TaskEvent
 
 APPLICATION_NAME = "aitasks-bench-writer"
 # Long enough that no claim runs out during a benchmark.
@@ -37,8 +39,8 @@ DELTA = " lorem ipsum"
 GENERATING_STAGE = "generating"
 # The progress each change reports: what it is does not matter here.
 PROGRESS = 0.5
-# Writes in flight at once: below the engine's pool (10 + 20 overflow), so a write waits
-# for the database, not for a connection.
+# Writes in flight at once, each on a connection of its own: a write waits for the
+# database, not for a connection.
 CONCURRENCY = 20
 
 Change = tuple[int, int, float, float]
@@ -47,7 +49,7 @@ Change = tuple[int, int, float, float]
 class Writer:
     def __init__(self, database_url: str, redis_url: str) -> None:
         self.engine = create_engine(database_url, APPLICATION_NAME)
-        self.sessionmaker = create_sessionmaker(self.engine)
+        self.pool: asyncpg.Pool | None = None
         self.redis = Redis.from_url(redis_url, client_name=APPLICATION_NAME)
         self.task_ids: list[uuid.UUID] = []
         self.attempts: list[int] = []
@@ -59,6 +61,17 @@ class Writer:
         await publish(self.redis, event)
         self.changes.append((index, event.sequence, committed, time.time()))
 
+    async def write(
+        self, index: int, change: Callable[[asyncpg.Connection], Awaitable[TaskChange | None]]
+    ) -> TaskChange | None:
+        if self.pool is None:
+            self.pool = await create_pool(self.engine, APPLICATION_NAME, CONCURRENCY)
+        async with self.pool.acquire() as connection:
+            made = await change(connection)
+        if made is not None:
+            await self._announce(index, made.event)
+        return made
+
     async def claim(self, task_ids: list[str]) -> int:
         self.task_ids = [uuid.UUID(task_id) for task_id in task_ids]
         self.attempts = [0] * len(task_ids)
@@ -66,13 +79,16 @@ class Writer:
         gate = asyncio.Semaphore(CONCURRENCY)
 
         async def claim_one(index: int) -> None:
-            async with gate, unit_of_work(self.sessionmaker) as uow:
-                change = await repository.claim_task(
-                    uow.session, self.task_ids[index], LEASE_SECONDS, MAX_ATTEMPTS
-                )
-                if change is not None:
-                    self.attempts[index] = change.task.attempts
-                    uow.after_commit(partial(self._announce, index, change.event))
+            claim = partial(
+                task_writes.claim_task,
+                task_id=self.task_ids[index],
+                lease_seconds=LEASE_SECONDS,
+                max_attempts=MAX_ATTEMPTS,
+            )
+            async with gate:
+                change = await self.write(index, claim)
+            if change is not None:
+                self.attempts[index] = change.task.attempts
 
         await asyncio.gather(*(claim_one(index) for index in range(len(task_ids))))
         return sum(1 for attempt in self.attempts if attempt)
@@ -80,18 +96,17 @@ class Writer:
     async def change(self, index: int) -> None:
         # One writer per task at a time, as in a worker: changes commit (and are
         # published) in sequence order.
-        async with self.locks[index], unit_of_work(self.sessionmaker) as uow:
-            made = await repository.record_output(
-                uow.session,
-                self.task_ids[index],
-                self.attempts[index],
-                delta=DELTA,
-                progress=PROGRESS,
-                stage=GENERATING_STAGE,
-                lease_seconds=LEASE_SECONDS,
-            )
-            if made is not None:
-                uow.after_commit(partial(self._announce, index, made.event))
+        output = partial(
+            task_writes.record_output,
+            task_id=self.task_ids[index],
+            attempt=self.attempts[index],
+            delta=DELTA,
+            progress=PROGRESS,
+            stage=GENERATING_STAGE,
+            lease_seconds=LEASE_SECONDS,
+        )
+        async with self.locks[index]:
+            await self.write(index, output)
 
     async def run(self, rate: float, count: int) -> float:
         """Write `count` changes, the i-th due at start + i / rate (an open loop: a late
@@ -120,6 +135,8 @@ class Writer:
         return changes
 
     async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
         await self.engine.dispose()
         await self.redis.aclose()
 

@@ -7,20 +7,18 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import partial
+from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from redis.asyncio import Redis
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.core import Benchmark, Figure, Report, format_number, median, percentile
 from bench.stack import Context, stack
-from persistence import events, repository
-from persistence.database import create_engine, create_sessionmaker
+from persistence import events, repository, task_writes
+from persistence.database import create_engine, create_pool, create_sessionmaker
 from persistence.models import Task, TaskChange, TaskEvent
-from persistence.repository import _appended, _change, _held, _lease
-from persistence.unit_of_work import unit_of_work
 
 TASKS_PER_VARIANT = 20
 # Changes per variant per round; the variants take turns, in a new order each round, so
@@ -41,10 +39,10 @@ MICROSECONDS = 1e6
 
 METHOD = f"""\
 Measured in the runner process (a standard asyncio loop, as a worker has), against the
-same PostgreSQL and Redis, each change in its own transaction with the same unit of work
-a worker uses, timed from the start of the transaction until the commit and anything done
-after it returned. (a) the conditional `tasks` UPDATE alone (`record_output`'s statement
-without the log: `repository._transition` minus its INSERT); (b) `repository.record_output`
+same PostgreSQL and Redis, each change written as a worker writes it (one statement on a
+pooled asyncpg connection, committing by itself), timed from taking the connection until
+the commit and anything done after it returned. (a) the conditional `tasks` UPDATE alone
+(`task_writes.record_output`'s statement without the log); (b) `task_writes.record_output`
 as it is: the UPDATE and the `task_events` INSERT in one statement; (c) the UPDATE alone,
 then `XADD` of the encoded event to a per-task Redis stream with `MAXLEN ~ {STREAM_MAXLEN}`
 (the alternative design); (d) what a worker does today: (b), then the pub/sub `PUBLISH`.
@@ -54,36 +52,34 @@ in shuffled order: {BATCH * ROUNDS:,} changes each, side by side in one run. Cat
 in a short session (as a subscriber catching up does) vs `XRANGE ... COUNT
 {EVENTS_PER_READ}` plus decoding each entry into a `TaskEvent`."""
 
-Write = Callable[[AsyncSession, uuid.UUID, int], Awaitable[TaskChange | None]]
+Write = Callable[[asyncpg.Connection, uuid.UUID, int], Awaitable[TaskChange | None]]
+
+# `task_writes.RECORD_OUTPUT` without its `task_events` INSERT.
+UPDATE_ALONE = """
+    UPDATE tasks SET sequence = sequence + 1, updated_at = now(),
+        result = coalesce(result || $2::text, result, $2::text), progress = 0.5,
+        stage = 'generating', lease_expires_at = now() + $4::interval
+    WHERE id = $1 AND status = 'PROCESSING' AND attempts = $3
+    RETURNING *"""
 
 
 async def _update_alone(
-    session: AsyncSession, task_id: uuid.UUID, attempt: int
+    connection: asyncpg.Connection, task_id: uuid.UUID, attempt: int
 ) -> TaskChange | None:
     """`record_output`'s UPDATE, without appending to `task_events`."""
-    changed = (
-        update(Task)
-        .where(Task.id == task_id, _held(attempt))
-        .values(
-            _change(
-                progress=0.5,
-                stage="generating",
-                result=_appended(DELTA),
-                lease_expires_at=_lease(LEASE_SECONDS),
-            )
-        )
-        .returning(*Task.__table__.c)
-    )
-    statement = select(Task).from_statement(changed).execution_options(populate_existing=True)
-    task = (await session.execute(statement)).scalar_one_or_none()
-    return None if task is None else TaskChange(task, TaskEvent.of(task, delta=DELTA))
+    lease = timedelta(seconds=LEASE_SECONDS)
+    row = await connection.fetchrow(UPDATE_ALONE, task_id, DELTA, attempt, lease)
+    if row is None:
+        return None
+    task = Task.from_row(row)
+    return TaskChange(task, TaskEvent.of(task, delta=DELTA))
 
 
 async def _update_and_log(
-    session: AsyncSession, task_id: uuid.UUID, attempt: int
+    connection: asyncpg.Connection, task_id: uuid.UUID, attempt: int
 ) -> TaskChange | None:
-    return await repository.record_output(
-        session,
+    return await task_writes.record_output(
+        connection,
         task_id,
         attempt,
         delta=DELTA,
@@ -114,43 +110,36 @@ class Variant:
 
 
 async def _timed_change(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    redis: Redis,
-    variant: Variant,
-    task_id: uuid.UUID,
+    pool: asyncpg.Pool, redis: Redis, variant: Variant, task_id: uuid.UUID
 ) -> None:
     started = time.perf_counter()
-    async with unit_of_work(sessionmaker) as uow:
-        made = await variant.write(uow.session, task_id, variant.attempts[task_id])
-        if made is None:
-            raise RuntimeError(f"{variant.label}: the change to {task_id} was refused")
-        if variant.after_commit is not None:
-            uow.after_commit(partial(variant.after_commit, redis, made.event))
+    async with pool.acquire() as connection:
+        made = await variant.write(connection, task_id, variant.attempts[task_id])
+    if made is None:
+        raise RuntimeError(f"{variant.label}: the change to {task_id} was refused")
+    if variant.after_commit is not None:
+        await variant.after_commit(redis, made.event)
     variant.timings.append(time.perf_counter() - started)
 
 
-async def _claim(
-    sessionmaker: async_sessionmaker[AsyncSession], task_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, int]:
+async def _claim(pool: asyncpg.Pool, task_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
     attempts = {}
     for task_id in task_ids:
-        async with unit_of_work(sessionmaker) as uow:
-            change = await repository.claim_task(uow.session, task_id, LEASE_SECONDS, MAX_ATTEMPTS)
-            if change is None:
-                raise RuntimeError(f"could not claim {task_id}")
-            attempts[task_id] = change.task.attempts
+        async with pool.acquire() as connection:
+            change = await task_writes.claim_task(connection, task_id, LEASE_SECONDS, MAX_ATTEMPTS)
+        if change is None:
+            raise RuntimeError(f"could not claim {task_id}")
+        attempts[task_id] = change.task.attempts
     return attempts
 
 
-async def _writes(
-    sessionmaker: async_sessionmaker[AsyncSession], redis: Redis, variants: list[Variant]
-) -> None:
+async def _writes(pool: asyncpg.Pool, redis: Redis, variants: list[Variant]) -> None:
     shuffle = random.Random(0)
     for round_number in range(ROUNDS):
         for variant in shuffle.sample(variants, len(variants)):
             for number in range(BATCH):
                 task_id = variant.task_ids[(round_number * BATCH + number) % len(variant.task_ids)]
-                await _timed_change(sessionmaker, redis, variant, task_id)
+                await _timed_change(pool, redis, variant, task_id)
 
 
 async def _read_log(
@@ -252,6 +241,7 @@ async def run(context: Context) -> Report:
         engine = create_engine(bench.database_url, APPLICATION_NAME)
         redis = Redis.from_url(context.backing.redis_url, client_name=APPLICATION_NAME)
         variants: list[Variant] = []
+        pool = await create_pool(engine, APPLICATION_NAME, max_size=1)
         try:
             sessionmaker = create_sessionmaker(engine)
             for number, (label, write, after_commit) in enumerate(labels):
@@ -259,9 +249,9 @@ async def run(context: Context) -> Report:
                     uuid.UUID(task_id)
                     for task_id in created[number * TASKS_PER_VARIANT :][:TASKS_PER_VARIANT]
                 ]
-                attempts = await _claim(sessionmaker, task_ids)
+                attempts = await _claim(pool, task_ids)
                 variants.append(Variant(label, write, after_commit, task_ids, attempts, []))
-            await _writes(sessionmaker, redis, variants)
+            await _writes(pool, redis, variants)
             from_log, from_stream = await _reads(sessionmaker, redis, variants[1], variants[2])
         finally:
             keys = (
@@ -272,6 +262,7 @@ async def run(context: Context) -> Report:
             if keys:
                 await redis.delete(*keys)
             await redis.aclose()
+            await pool.close()
             await engine.dispose()
     return _report(variants, from_log, from_stream)
 

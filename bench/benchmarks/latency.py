@@ -33,7 +33,7 @@ DRAIN_SECONDS = 10.0
 
 METHOD = f"""\
 A separate writer process plays the worker: it claims each task, then writes changes with
-`repository.record_output` in a unit of work and publishes each after commit, as
+`task_writes.record_output` on a pooled connection and publishes each after commit, as
 `WorkerRuntime.write` does. It takes the wall-clock time right after the commit and
 reports it with the change's `sequence`; the subscriber process takes the time each
 `next` message arrives. Latency is receipt minus commit for every change (same machine,

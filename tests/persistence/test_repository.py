@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence import repository
+from persistence import repository, task_writes
 from persistence.database import create_engine
 from persistence.models import (
     FileRole,
@@ -27,7 +27,7 @@ from persistence.models import (
     TaskStatus,
 )
 from tests.fixtures.stack import Stack
-from tests.fixtures.tasks import insert_in_session
+from tests.fixtures.tasks import driver, insert_in_session
 
 pytestmark = pytest.mark.anyio
 LEASE = 30.0
@@ -62,8 +62,8 @@ async def new_task(session: AsyncSession, prompt: str = "p", **options: Any) -> 
 async def output(
     session: AsyncSession, task_id: uuid.UUID, attempt: int, delta: str | None, progress: float
 ) -> TaskChange | None:
-    return await repository.record_output(
-        session,
+    return await task_writes.record_output(
+        await driver(session),
         task_id,
         attempt,
         delta=delta,
@@ -89,8 +89,8 @@ async def test_a_task_is_claimed_once_and_each_change_bumps_the_sequence(
 ) -> None:
     task = await new_task(session)
 
-    claim = await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
-    again = await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    claim = await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
+    again = await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
 
     assert claim is not None and again is None
     claimed = claim.task
@@ -98,7 +98,7 @@ async def test_a_task_is_claimed_once_and_each_change_bumps_the_sequence(
     progressed = await output(session, task.id, 1, "partial ", 0.5)
     assert progressed is not None and progressed.task.sequence == 3
     assert progressed.task.result == "partial "
-    completion = await repository.complete_task(session, task.id, 1, "answer")
+    completion = await task_writes.complete_task(await driver(session), task.id, 1, "answer")
     assert completion is not None
     completed = completion.task
     assert (completed.status, completed.sequence, completed.progress, completed.result) == (
@@ -114,11 +114,11 @@ async def test_every_change_is_logged_once_and_replaying_the_log_gives_the_task(
     session: AsyncSession,
 ) -> None:
     task = await new_task(session)
-    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
     await output(session, task.id, 1, "Hel", 0.2)
     await output(session, task.id, 1, None, 0.4)
     await output(session, task.id, 1, "lo", 0.6)
-    await repository.complete_task(session, task.id, 1, ", world")
+    await task_writes.complete_task(await driver(session), task.id, 1, ", world")
 
     events = await repository.list_events(session, task.id, after=0)
     stored = await repository.get_task(session, task.id, owner=None)
@@ -139,11 +139,11 @@ async def test_every_change_is_logged_once_and_replaying_the_log_gives_the_task(
 
 async def test_a_new_attempt_starts_the_result_afresh(session: AsyncSession) -> None:
     task = await new_task(session)
-    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
     await output(session, task.id, 1, "from the first worker", 0.5)
     await expire_lease(session, task)
 
-    retaken = await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    retaken = await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
 
     assert retaken is not None and retaken.task.result is None
     assert retaken.event.result_reset and retaken.event.delta is None
@@ -154,8 +154,8 @@ async def test_the_log_of_a_long_finished_task_is_pruned_and_others_kept(
 ) -> None:
     old, running = await new_task(session, prompt="old"), await new_task(session, prompt="new")
     for task in (old, running):
-        await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
-    await repository.complete_task(session, old.id, 1, "done")
+        await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
+    await task_writes.complete_task(await driver(session), old.id, 1, "done")
     await session.execute(
         update(Task).where(Task.id == old.id).values(finished_at=Task.created_at - AN_HOUR)
     )
@@ -172,13 +172,13 @@ async def test_the_log_of_a_long_finished_task_is_pruned_and_others_kept(
 
 async def test_a_finished_task_cannot_change_again(session: AsyncSession) -> None:
     task = await new_task(session)
-    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
-    await repository.complete_task(session, task.id, 1, "first")
+    await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
+    await task_writes.complete_task(await driver(session), task.id, 1, "first")
 
-    assert await repository.complete_task(session, task.id, 1, "second") is None
-    assert await repository.fail_task(session, task.id, 1, "late failure") is None
+    assert await task_writes.complete_task(await driver(session), task.id, 1, "second") is None
+    assert await task_writes.fail_task(await driver(session), task.id, 1, "late failure") is None
     assert await output(session, task.id, 1, "late", 0.1) is None
-    assert await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS) is None
+    assert await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS) is None
     stored = await repository.get_task(session, task.id, owner=None)
     assert stored is not None
     assert (stored.status, stored.result, stored.sequence) == (TaskStatus.COMPLETED, "first", 3)
@@ -186,26 +186,26 @@ async def test_a_finished_task_cannot_change_again(session: AsyncSession) -> Non
 
 async def test_a_worker_that_lost_its_claim_writes_nothing(session: AsyncSession) -> None:
     task = await new_task(session)
-    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
     # The first worker stalls past its lease; a second one takes the task over.
     await session.execute(
         update(Task).where(Task.id == task.id).values(lease_expires_at=Task.created_at - AN_HOUR)
     )
-    taken_over = await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    taken_over = await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
     assert taken_over is not None and taken_over.task.attempts == 2
 
-    assert await repository.complete_task(session, task.id, 1, "stale") is None
-    assert (await repository.renew_lease(session, task.id, 1, LEASE)).held is False
-    finished = await repository.complete_task(session, task.id, 2, "fresh")
+    assert await task_writes.complete_task(await driver(session), task.id, 1, "stale") is None
+    assert (await task_writes.renew_lease(await driver(session), task.id, 1, LEASE)).held is False
+    finished = await task_writes.complete_task(await driver(session), task.id, 2, "fresh")
     assert finished is not None and finished.task.result == "fresh"
 
 
 async def test_a_running_task_with_a_live_lease_is_not_taken(session: AsyncSession) -> None:
     task = await new_task(session)
-    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
 
-    assert await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS) is None
-    assert (await repository.renew_lease(session, task.id, 1, LEASE)).held is True
+    assert await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS) is None
+    assert (await task_writes.renew_lease(await driver(session), task.id, 1, LEASE)).held is True
 
 
 async def test_stale_tasks_are_taken_once_per_interval(session: AsyncSession) -> None:
@@ -225,7 +225,7 @@ async def test_a_dead_workers_task_is_sent_again_as_soon_as_its_lease_runs_out(
     session: AsyncSession,
 ) -> None:
     task = await new_task(session, prompt="orphaned by a crash")
-    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
     await session.execute(
         update(Task)
         .where(Task.id == task.id)
@@ -254,10 +254,13 @@ async def test_a_task_that_lost_its_worker_too_often_is_failed_not_retried(
 ) -> None:
     task = await new_task(session, prompt="kills its worker")
     for _ in range(MAX_ATTEMPTS):
-        assert await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS) is not None
+        assert (
+            await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
+            is not None
+        )
         await expire_lease(session, task)
 
-    assert await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS) is None
+    assert await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS) is None
     failed = await repository.fail_abandoned_tasks(
         session, max_attempts=MAX_ATTEMPTS, error="gave up", limit=1000
     )
@@ -274,11 +277,11 @@ async def test_a_task_that_lost_its_worker_too_often_is_failed_not_retried(
 async def test_input_files_and_artifacts_are_stored_with_the_task(session: AsyncSession) -> None:
     source = TaskFile("photo.png", "image/png", b"\x89PNG input")
     task = await new_task(session, files=(source,))
-    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
     artifact = TaskFile("photo-processed.png", "image/png", b"\x89PNG result")
 
-    finished = await repository.complete_task(
-        session, task.id, 1, "", output={"width": 1}, artifacts=[artifact]
+    finished = await task_writes.complete_task(
+        await driver(session), task.id, 1, "", output={"width": 1}, artifacts=[artifact]
     )
 
     assert finished is not None
@@ -295,8 +298,11 @@ async def test_input_files_and_artifacts_are_stored_with_the_task(session: Async
 
 async def test_a_worker_that_lost_its_claim_stores_no_artifact(session: AsyncSession) -> None:
     task = await new_task(session)
-    await repository.claim_task(session, task.id, LEASE, MAX_ATTEMPTS)
+    await task_writes.claim_task(await driver(session), task.id, LEASE, MAX_ATTEMPTS)
     artifact = TaskFile("late.png", "image/png", b"late")
 
-    assert await repository.complete_task(session, task.id, 2, "", artifacts=[artifact]) is None
+    assert (
+        await task_writes.complete_task(await driver(session), task.id, 2, "", artifacts=[artifact])
+        is None
+    )
     assert await repository.get_files(session, task.id, FileRole.ARTIFACT) == []

@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+import asyncpg
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from persistence import repository
+from persistence import repository, task_writes
 from persistence.database import create_engine, create_sessionmaker
 from persistence.events import TaskEventHub, publish
 from persistence.models import Task, TaskChange
@@ -24,7 +25,7 @@ from tasks import watching
 from tasks.callers import DEVELOPMENT_CALLER
 from tasks.watching import Update, watch_task
 from tests.fixtures.stack import Stack
-from tests.fixtures.tasks import insert_in_session, new_row
+from tests.fixtures.tasks import driver, insert_in_session, new_row
 
 pytestmark = pytest.mark.anyio
 LEASE = 60.0
@@ -32,7 +33,8 @@ LEASE = 60.0
 WAIT_SECONDS = 10.0
 MONTH = timedelta(days=30)
 
-Change = Callable[[AsyncSession], Awaitable[TaskChange | None]]
+# A worker's write, on the driver's connection of a unit of work's session.
+Change = Callable[[asyncpg.Connection], Awaitable[TaskChange | None]]
 
 
 @dataclass
@@ -52,7 +54,7 @@ class Services:
         arrived where it meant it to.
         """
         async with unit_of_work(self.sessionmaker) as uow:
-            made = await make(uow.session)
+            made = await make(await driver(uow.session))
         assert made is not None
         if announce:
             with self.hub.listen(made.task.id) as probe:
@@ -64,17 +66,17 @@ class Services:
 
 
 def claim(task_id: uuid.UUID) -> Change:
-    return lambda session: repository.claim_task(session, task_id, LEASE, 5)
+    return lambda connection: task_writes.claim_task(connection, task_id, LEASE, 5)
 
 
 def output(task_id: uuid.UUID, text: str) -> Change:
-    return lambda session: repository.record_output(
-        session, task_id, 1, delta=text, progress=0.5, stage="generating", lease_seconds=LEASE
+    return lambda connection: task_writes.record_output(
+        connection, task_id, 1, delta=text, progress=0.5, stage="generating", lease_seconds=LEASE
     )
 
 
 def complete(task_id: uuid.UUID, text: str) -> Change:
-    return lambda session: repository.complete_task(session, task_id, 1, text)
+    return lambda connection: task_writes.complete_task(connection, task_id, 1, text)
 
 
 @pytest.fixture
