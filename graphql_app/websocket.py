@@ -33,14 +33,9 @@ from graphql import (
     GraphQLError,
     GraphQLField,
     Node,
-    NoSchemaIntrospectionCustomRule,
     OperationDefinitionNode,
     OperationType,
     Visitor,
-    get_operation_ast,
-    parse,
-    specified_rules,
-    validate,
     visit,
 )
 from graphql.execution import Executor
@@ -56,8 +51,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from schema import QueryLimits, Schema
 from schema.context import Context, Services
 from schema.errors import UNEXPECTED_CODE, UNEXPECTED_MESSAGE, is_unexpected, log_unexpected
-from schema.limits import document_size_rule
 from schema.metrics import OPERATION_SECONDS, OPERATIONS
+from schema.prepared import DocumentChecks
 from schema.subscriptions import follow_task
 from schema.types import TaskUpdate
 from tasks.watching import Update
@@ -110,11 +105,7 @@ class SharedSubscriptions:
 
     def __init__(self, schema: Schema, limits: QueryLimits) -> None:
         self._schema = schema
-        rules = [*specified_rules, document_size_rule(limits)]
-        if not limits.introspection:
-            rules.append(NoSchemaIntrospectionCustomRule)
-        self._rules = rules
-        self._max_tokens = limits.max_tokens
+        self._checks = DocumentChecks(schema, limits)
         self._documents: OrderedDict[tuple[str, str | None], Prepared | None] = OrderedDict()
         self._results: OrderedDict[tuple[Any, ...], str] = OrderedDict()
         self._executors: OrderedDict[tuple[Prepared, str, str], Executor] = OrderedDict()
@@ -133,16 +124,13 @@ class SharedSubscriptions:
 
     def _check(self, query: str, operation_name: str | None) -> Prepared | None:
         graphql_schema = self._schema._schema
-        try:
-            document = parse(query, max_tokens=self._max_tokens)
-        except GraphQLError:
+        checked = self._checks.check(query, operation_name)
+        if checked is None:
             return None
-        if validate(graphql_schema, document, self._rules):
-            return None
-        operation = get_operation_ast(document, operation_name)
+        document, operation = checked
         if not _only_task_status(operation):
             return None
-        assert operation is not None and graphql_schema.subscription_type is not None
+        assert graphql_schema.subscription_type is not None
         field_node = operation.selection_set.selections[0]
         assert isinstance(field_node, FieldNode)
         field = graphql_schema.subscription_type.fields[TASK_STATUS_FIELD]

@@ -24,6 +24,7 @@ from typing import Any
 from graphql import (
     DocumentNode,
     GraphQLError,
+    OperationDefinitionNode,
     OperationType,
     execute,
     get_operation_ast,
@@ -73,6 +74,34 @@ def _acyclic(executor_class: Any) -> Any:
     return AcyclicExecutor
 
 
+class DocumentChecks:
+    """A document checked as Strawberry checks it before anything runs: parsed within the
+    token limit, then validated by graphql-core's rules, Strawberry's own and ours (depth
+    and aliases; no introspection where it is off)."""
+
+    def __init__(self, schema: Any, limits: QueryLimits) -> None:
+        self._schema = schema
+        self._max_tokens = limits.max_tokens
+        rules = [*specified_rules, document_size_rule(limits)]
+        if not limits.introspection:
+            rules.append(NoSchemaIntrospectionCustomRule)
+        self._rules = tuple(rules)
+
+    def check(
+        self, query: str, operation_name: str | None
+    ) -> tuple[DocumentNode, OperationDefinitionNode] | None:
+        """The document and its operation, or None if it is not valid or names no
+        single operation."""
+        try:
+            document = parse(query, max_tokens=self._max_tokens)
+        except GraphQLError:
+            return None
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or validate_document(self._schema._schema, document, self._rules):
+            return None
+        return document, operation
+
+
 @dataclass(frozen=True)
 class PreparedOperation:
     document: DocumentNode
@@ -86,11 +115,7 @@ class PreparedOperations:
     def __init__(self, schema: Any, limits: QueryLimits) -> None:
         self._schema = schema
         self._executor_class = _acyclic(schema.execution_context_class)
-        self._max_tokens = limits.max_tokens
-        rules = [*specified_rules, document_size_rule(limits)]
-        if not limits.introspection:
-            rules.append(NoSchemaIntrospectionCustomRule)
-        self._rules = tuple(rules)
+        self._checks = DocumentChecks(schema, limits)
         self._prepared: OrderedDict[tuple[str, str | None], PreparedOperation | None] = (
             OrderedDict()
         )
@@ -110,17 +135,13 @@ class PreparedOperations:
         return prepared
 
     def _prepare(self, query: str, operation_name: str | None) -> PreparedOperation | None:
-        try:
-            document = parse(query, max_tokens=self._max_tokens)
-        except GraphQLError:
+        checked = self._checks.check(query, operation_name)
+        if checked is None:
             return None
-        operation = get_operation_ast(document, operation_name)
-        if operation is None or operation.operation == OperationType.SUBSCRIPTION:
+        document, operation = checked
+        if operation.operation == OperationType.SUBSCRIPTION:
             return None
-        if validate_document(self._schema._schema, document, self._rules):
-            return None
-        counter = OperationCounter.of(operation)
-        return PreparedOperation(document, operation_name, counter)
+        return PreparedOperation(document, operation_name, OperationCounter.of(operation))
 
     async def execute(
         self, prepared: PreparedOperation, variables: dict[str, Any] | None, context: Any
