@@ -139,14 +139,6 @@ def _single_operation(data: object) -> tuple[str, dict[str, Any] | None, str | N
     return query, variables, operation_name
 
 
-def _sub_response() -> Response:
-    """What resolvers may set a status or headers on, as Strawberry's ASGI view gives them."""
-    response = Response()
-    response.status_code = None  # type: ignore[assignment]
-    del response.headers["content-length"]
-    return response
-
-
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app, mounted directly: it serves well above FastAPI's router."""
 
@@ -227,9 +219,9 @@ class GraphQLApp(GraphQL[Context, None]):
                 request.caller = caller.name
             if scope["method"] == "POST" and _is_json(scope):
                 body = await _read_body(receive)
-                if await self._serve_prepared(scope, body, send):
-                    return
                 receive = _replay(body)
+                if await self._serve_prepared(scope, body, receive, send):
+                    return
         try:
             await super().__call__(scope, receive, send)
         finally:
@@ -241,7 +233,9 @@ class GraphQLApp(GraphQL[Context, None]):
                 if self._sockets[owner] <= 0:
                     del self._sockets[owner]
 
-    async def _serve_prepared(self, scope: Scope, body: bytes, send: Send) -> bool:
+    async def _serve_prepared(
+        self, scope: Scope, body: bytes, receive: Receive, send: Send
+    ) -> bool:
         """Answer a JSON request for a prepared operation (see schema.prepared); False,
         having sent nothing, when the request is one for Strawberry to answer."""
         try:
@@ -258,19 +252,11 @@ class GraphQLApp(GraphQL[Context, None]):
         prepared = self._prepared.get(query, operation_name)
         if prepared is None:
             return False
-        sub_response = _sub_response()
-        request = Request(scope)
+        request = Request(scope, receive)
+        sub_response = await self.get_sub_response(request)
         context = await self.get_context(request, sub_response)
         result = await self._prepared.execute(prepared, variables, context)
-        payload = orjson.dumps(result)
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            *sub_response.headers.raw,
-        ]
-        status = sub_response.status_code or 200
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        await self.create_response(result, sub_response)(scope, receive, send)
         return True
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:

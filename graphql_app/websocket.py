@@ -50,7 +50,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 
 from schema import QueryLimits, Schema
 from schema.context import Context, Services
-from schema.errors import UNEXPECTED_CODE, UNEXPECTED_MESSAGE, is_unexpected, log_unexpected
+from schema.errors import for_client
 from schema.metrics import OPERATION_SECONDS, OPERATIONS
 from schema.prepared import DocumentChecks
 from schema.subscriptions import follow_task
@@ -188,7 +188,7 @@ class SharedSubscriptions:
         body: dict[str, Any] = {"data": outcome.data}
         if outcome.errors:
             # Not shared: a field that fails may fail differently for the next one.
-            body["errors"] = [error.formatted for error in _masked(outcome.errors)]
+            body["errors"] = [error.formatted for error in for_client(outcome.errors)]
             return orjson.dumps(body).decode()
         encoded = orjson.dumps(body).decode()
         self._results[key] = encoded
@@ -278,18 +278,6 @@ def _only_task_status(operation: OperationDefinitionNode | None) -> bool:
     )
 
 
-def _masked(errors: list[GraphQLError]) -> list[GraphQLError]:
-    """As schema.errors' masking does on Strawberry's path."""
-    log_unexpected(errors)
-    masked = []
-    for error in errors:
-        if is_unexpected(error):
-            error = GraphQLError(UNEXPECTED_MESSAGE, nodes=error.nodes, path=error.path)
-            error.extensions = {"code": UNEXPECTED_CODE}
-        masked.append(error)
-    return masked
-
-
 class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """Strawberry's graphql-transport-ws handler, with `taskStatus` on the shared path."""
 
@@ -342,7 +330,7 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return
         except Exception as error:
             # As Strawberry does when a subscription's source fails after it started.
-            failed = {"data": None, "errors": [e.formatted for e in _masked([_coerced(error)])]}
+            failed = {"data": None, "errors": [e.formatted for e in for_client([_coerced(error)])]}
             with contextlib.suppress(WebSocketDisconnected):
                 await self._send_text(operation, prefix + orjson.dumps(failed).decode() + "}")
         finally:

@@ -4,7 +4,8 @@ Creating a task is the API's hot path: measured per create, the ORM session (its
 unit-of-work machinery, statement compilation lookups, loading the returned row into an
 identity map) cost more CPU than the round trip to PostgreSQL. These statements are
 written out once as SQL, prepared by asyncpg on each connection, and the returned row is
-turned into a `Task` directly. Every other write goes through the ORM in `repository`.
+turned into a `Task` directly. A worker's writes are done the same way
+(`persistence.task_writes`); the rest goes through the ORM in `repository`.
 """
 
 from __future__ import annotations
@@ -109,16 +110,16 @@ async def insert_task(connection: Connection, new: NewTaskRow) -> Task | None:
         return None
     task = Task.from_row(record)
     if new.files:
-        await _insert_files(connection, task.id, new.files)
+        await insert_files(connection, task.id, FileRole.INPUT, new.files)
     return task
 
 
-async def _insert_files(
-    connection: Connection, task_id: uuid.UUID, files: Sequence[TaskFile]
+async def insert_files(
+    connection: Connection, task_id: uuid.UUID, role: FileRole, files: Sequence[TaskFile]
 ) -> None:
+    """Store a task's input files or artifacts."""
     rows = [
-        (task_id, FileRole.INPUT.value, file.name, file.content_type, file.size, file.data)
-        for file in files
+        (task_id, role.value, file.name, file.content_type, file.size, file.data) for file in files
     ]
     await connection.executemany(INSERT_FILE, rows)
 

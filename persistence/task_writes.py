@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from persistence import creation
 from persistence.models import (
     CANCELLED_STAGE,
     DONE_STAGE,
@@ -116,9 +117,6 @@ RENEW_LEASE = f"""
     UPDATE tasks SET {_lease("$3")}
     WHERE id = $1 AND status = 'PROCESSING' AND attempts = $2
     RETURNING cancel_requested_at"""
-INSERT_FILES = """
-    INSERT INTO task_files (task_id, role, name, content_type, size, data)
-    VALUES ($1, $2, $3, $4, $5, $6)"""
 
 
 def _json_or_null(value: object) -> str | None:
@@ -199,18 +197,7 @@ async def complete_task(
     async with connection.transaction():
         change = _change(task_id, await connection.fetchrow(COMPLETE, *parameters), delta, False)
         if change is not None:
-            rows = [
-                (
-                    task_id,
-                    FileRole.ARTIFACT.value,
-                    file.name,
-                    file.content_type,
-                    file.size,
-                    file.data,
-                )
-                for file in artifacts
-            ]
-            await connection.executemany(INSERT_FILES, rows)
+            await creation.insert_files(connection, task_id, FileRole.ARTIFACT, artifacts)
     return change
 
 

@@ -52,7 +52,9 @@ def mask_errors() -> Callable[[], MaskErrors]:
 _MASK = mask_errors()()
 
 
-def masked(errors: list[GraphQLError]) -> list[GraphQLError]:
-    """The errors as a client may see them: unexpected ones masked, as the extension does
-    for operations that Strawberry runs."""
+def for_client(errors: list[GraphQLError]) -> list[GraphQLError]:
+    """For operations served outside Strawberry's extensions: log what is unexpected, and
+    return the errors as a client may see them, unexpected ones masked as the extension
+    masks them."""
+    log_unexpected(errors)
     return [_MASK.anonymise_error(error) if is_unexpected(error) else error for error in errors]

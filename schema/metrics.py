@@ -4,6 +4,7 @@ never from what a client names its operation, so their number stays bounded."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,21 +61,26 @@ class OperationCounter:
     @classmethod
     def of(cls, operation: OperationDefinitionNode | None) -> OperationCounter:
         # "invalid" when the document never parsed.
-        kind, field = ("invalid", "invalid")
-        if operation is not None:
-            kind, field = operation.operation.value, _root_field(operation)
-        return cls(
-            name=f"{kind} {field}",
-            ok=OPERATIONS.labels(kind, field, "ok"),
-            error=OPERATIONS.labels(kind, field, "error"),
-            seconds=OPERATION_SECONDS.labels(kind, field),
-        )
+        if operation is None:
+            return _counter("invalid", "invalid")
+        return _counter(operation.operation.value, _root_field(operation))
 
     def count(self, *, failed: bool, seconds: float) -> None:
         (self.error if failed else self.ok).inc()
         if (request := CURRENT_REQUEST.get()) is not None:
             request.operation = self.name
         self.seconds.observe(seconds)
+
+
+@functools.cache
+def _counter(kind: str, field: str) -> OperationCounter:
+    # Bounded: the schema has few root fields (see the module's docstring).
+    return OperationCounter(
+        name=f"{kind} {field}",
+        ok=OPERATIONS.labels(kind, field, "ok"),
+        error=OPERATIONS.labels(kind, field, "error"),
+        seconds=OPERATION_SECONDS.labels(kind, field),
+    )
 
 
 class OperationMetrics(SchemaExtension):

@@ -33,9 +33,10 @@ from graphql import (
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.execution import optimized_is_awaitable
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.schema import validate_document
 
-from schema.errors import log_unexpected, masked
+from schema.errors import for_client
 from schema.limits import QueryLimits, document_size_rule
 from schema.metrics import OperationCounter
 
@@ -145,7 +146,7 @@ class PreparedOperations:
 
     async def execute(
         self, prepared: PreparedOperation, variables: dict[str, Any] | None, context: Any
-    ) -> dict[str, Any]:
+    ) -> GraphQLHTTPResponse:
         """Run the operation; the response body, errors masked as Strawberry masks them."""
         started = time.perf_counter()
         result = execute(
@@ -160,9 +161,8 @@ class PreparedOperations:
         )
         if isawaitable(result):
             result = await result
-        response: dict[str, Any] = {"data": result.data}
+        response: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
-            log_unexpected(result.errors)
-            response["errors"] = [error.formatted for error in masked(result.errors)]
+            response["errors"] = [error.formatted for error in for_client(result.errors)]
         prepared.counter.count(failed=bool(result.errors), seconds=time.perf_counter() - started)
         return response
