@@ -12,6 +12,7 @@ from strawberry.scalars import JSON
 from persistence import models
 from persistence.models import TaskKind, TaskPriority, TaskStatus
 from schema.context import Context
+from schema.inputs import built_directly
 from tasks.watching import Update
 
 # The model's enums are the GraphQL enums: one name per concept in every layer.
@@ -216,6 +217,7 @@ class TaskFileInput:
     upload: Upload | None = strawberry.field(default=None, description="A multipart upload.")
 
 
+@built_directly
 @strawberry.input
 class CreateTaskInput:
     prompt: str = strawberry.field(
