@@ -46,6 +46,7 @@ from graphql_app.logs import RequestLog
 from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
 from graphql_app.settings import Settings, get_settings
 from graphql_app.websocket import SharedSubscriptions, TransportHandler
+from persistence.creation import TaskInserts
 from persistence.database import POOL_SIZE, create_engine, create_pool, create_sessionmaker
 from persistence.events import TaskEventHub
 from schema import QueryLimits, build_schema
@@ -313,8 +314,17 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             settings=settings,
             sessionmaker=sessionmaker,
             pool=pool,
+            inserts=TaskInserts(
+                pool,
+                max_rows=settings.create_group_max_rows,
+                max_in_flight=settings.create_groups_in_flight,
+            ),
             hub=hub,
-            dispatcher=Dispatcher(commands),
+            dispatcher=Dispatcher(
+                commands,
+                max_messages=settings.create_group_max_rows,
+                max_in_flight=settings.create_groups_in_flight,
+            ),
             keys=KeyChecker(sessionmaker, settings.auth_cache_seconds),
             limiter=RateLimiter(commands),
         )

@@ -166,6 +166,13 @@ class Settings(BaseSettings):
     event_retention_hours: float = Field(default=168.0, gt=0)
     worker_concurrency: int | None = Field(default=None, gt=0, le=256)
 
+    # Plain creates (no files, no idempotency key) arriving together share one INSERT,
+    # and the messages of creates one Redis call: at most this many per statement or
+    # call, and this many of each at once per API process (a statement holds a pooled
+    # connection while it runs). What comes while that many run goes with the next one,
+    # so a lone create goes out at once.
+    create_group_max_rows: int = Field(default=64, ge=1, le=1000)
+    create_groups_in_flight: int = Field(default=4, ge=1, le=30)
     # The API gives up on handing a task to the broker after this long; the sweeper retries.
     enqueue_timeout_seconds: float = Field(default=5.0, gt=0)
     # Each API process checks its subscriptions against PostgreSQL this often (one query

@@ -10,13 +10,15 @@ turned into a `Task` directly. A worker's writes are done the same way
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import orjson
-from asyncpg import Connection
+from asyncpg import Connection, Pool
 
+from persistence.grouping import Grouped
 from persistence.models import (
     EVENT_STATE_COLUMNS,
     QUEUED_STAGE,
@@ -54,6 +56,28 @@ INSERT_TASK = _INSERT_TASK.format(conflict="")
 INSERT_KEYED_TASK = _INSERT_TASK.format(
     conflict="ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
 )
+# Plain creates of several requests in one statement (`TaskInserts`): the same rows and
+# log entries as INSERT_TASK without an idempotency key, one per element of the arrays.
+INSERT_TASKS = f"""
+WITH new AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::text[], $8::text[], $9::float8[], $10::text[],
+                         $11::text[], $12::interval[], $13::interval[])
+        AS new(id, owner, kind, prompt, model, status, stage, priority, timeout_seconds,
+               params, inputs, delay, enqueue_delay)
+), created AS (
+    INSERT INTO tasks (id, owner, kind, prompt, model, status, stage, priority,
+                       timeout_seconds, params, inputs, scheduled_for, enqueued_at)
+    SELECT id, owner, kind, prompt, model, status, stage, priority, timeout_seconds,
+           params::json, inputs::jsonb, now() + delay, now() + enqueue_delay
+    FROM new
+    RETURNING {_TASK_COLUMNS}
+), logged AS (
+    INSERT INTO task_events ({_EVENT_COLUMNS})
+    SELECT id, sequence, {", ".join(EVENT_STATE_COLUMNS)}, NULL, true FROM created
+)
+SELECT * FROM created
+"""
 INSERT_FILE = """
 INSERT INTO task_files (task_id, role, name, content_type, size, data)
 VALUES ($1, $2, $3, $4, $5, $6)
@@ -79,15 +103,19 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
+def _delays(new: NewTaskRow) -> tuple[timedelta | None, timedelta]:
+    """How long until the task may start (None: at once), and how far ahead its message
+    goes to the broker: a delayed task handed over now counts as sent for its time."""
+    delay = timedelta(seconds=new.delay_seconds) if new.delay_seconds else None
+    return delay, delay if delay and new.handed_over else timedelta(0)
+
+
 async def insert_task(connection: Connection, new: NewTaskRow) -> Task | None:
     """Store a PENDING task and log its creation (sequence 1), in one statement, and its
     input files after it.
 
     Returns None, storing nothing, when a task with the same idempotency key exists.
     """
-    delay = timedelta(seconds=new.delay_seconds) if new.delay_seconds else None
-    # A delayed task handed to the broker now counts as sent for its start time.
-    enqueue_delay = delay if delay and new.handed_over else timedelta(0)
     statement = INSERT_TASK if new.idempotency_key is None else INSERT_KEYED_TASK
     record = await connection.fetchrow(
         statement,
@@ -103,8 +131,7 @@ async def insert_task(connection: Connection, new: NewTaskRow) -> Task | None:
         new.idempotency_key,
         _json(new.params),
         _json(new.inputs),
-        delay,
-        enqueue_delay,
+        *_delays(new),
     )
     if record is None:
         return None
@@ -147,3 +174,66 @@ async def release_idempotency_key(
 async def database_now(connection: Connection) -> datetime:
     now: datetime = await connection.fetchval("SELECT now()")
     return now
+
+
+class TaskInserts:
+    """Plain creates from concurrent requests, stored by one statement (see
+    `persistence.grouping`).
+
+    A create without files or an idempotency key is one INSERT that commits on its own,
+    so the creates of different requests can share a statement: under load the pool's
+    round trips, PostgreSQL's work per statement and its commits are spread over the
+    group. Each request still gets its answer only once its row is committed.
+    """
+
+    def __init__(self, pool: Pool, *, max_rows: int, max_in_flight: int) -> None:
+        self._pool = pool
+        self._groups: Grouped[NewTaskRow, Task] = Grouped(
+            "tasks", self._store, max_items=max_rows, max_in_flight=max_in_flight
+        )
+
+    @staticmethod
+    def takes(new: NewTaskRow) -> bool:
+        """Whether a create can go out in a group: files are rows of their own, in the
+        task's transaction, and a key's conflict is settled one create at a time."""
+        return not new.files and new.idempotency_key is None
+
+    async def insert(self, new: NewTaskRow) -> Task:
+        """Store the task (as `insert_task` does) with the next group to go out."""
+        assert self.takes(new)
+        return await self._groups.submit(new)
+
+    async def _store(self, group: list[NewTaskRow]) -> list[Task | BaseException]:
+        ids = [uuid.uuid4() for _ in group]
+        try:
+            async with self._pool.acquire() as connection:
+                records = await connection.fetch(INSERT_TASKS, *_columns(ids, group))
+        except Exception as error:
+            if len(group) == 1:
+                return [error]
+            # One row the database refuses fails the whole statement: each goes again on
+            # its own, so that only that create fails.
+            alone = await asyncio.gather(*(self._store([new]) for new in group))
+            return [outcome for outcomes in alone for outcome in outcomes]
+        by_id = {record["id"]: record for record in records}
+        return [Task.from_row(by_id[task_id]) for task_id in ids]
+
+
+def _columns(ids: list[uuid.UUID], rows: list[NewTaskRow]) -> list[Sequence[object]]:
+    """INSERT_TASKS's arrays, one element per create."""
+    delays = [_delays(new) for new in rows]
+    return [
+        ids,
+        [new.owner for new in rows],
+        [new.kind.value for new in rows],
+        [new.prompt for new in rows],
+        [new.model for new in rows],
+        [TaskStatus.PENDING.value] * len(rows),
+        [QUEUED_STAGE] * len(rows),
+        [new.priority.value for new in rows],
+        [new.timeout_seconds for new in rows],
+        [_json(new.params) for new in rows],
+        [_json(new.inputs) for new in rows],
+        [delay for delay, _ in delays],
+        [enqueue_delay for _, enqueue_delay in delays],
+    ]

@@ -49,11 +49,29 @@ class UnitOfWork(_Effects):
 
 class ConnectionUnit(_Effects):
     """The driver's own connection (asyncpg), for the few statements written out in SQL
-    (`persistence.creation`), plus what to do once they are committed."""
+    (`persistence.creation`), plus what to do once they are committed.
 
-    def __init__(self, connection: Connection) -> None:
+    In a transaction the connection is held from the start. Without one it is taken from
+    the pool when first asked for: a create whose row goes out in a group
+    (`creation.TaskInserts`) never needs one of its own.
+    """
+
+    def __init__(self, pool: Pool, connection: Connection | None = None) -> None:
         super().__init__()
-        self.connection = connection
+        self._pool = pool
+        self._connection = connection
+        self.in_transaction = connection is not None
+        self._taken: Connection | None = None
+
+    async def connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = self._taken = await self._pool.acquire()
+        return self._connection
+
+    async def _give_back(self) -> None:
+        if self._taken is not None:
+            self._connection, taken, self._taken = None, self._taken, None
+            await self._pool.release(taken)
 
 
 @asynccontextmanager
@@ -61,13 +79,16 @@ async def connection_unit(pool: Pool, *, transaction: bool) -> AsyncIterator[Con
     """A connection from the pool, with its statements in one transaction, or, without
     `transaction`, each committing on its own (no BEGIN or COMMIT round trips: for work
     whose statements are each safe alone). Effects run after the block."""
-    async with pool.acquire() as connection:
-        unit = ConnectionUnit(connection)
-        if transaction:
-            async with connection.transaction():
-                yield unit
-        else:
+    if transaction:
+        async with pool.acquire() as connection, connection.transaction():
+            unit = ConnectionUnit(pool, connection)
             yield unit
+    else:
+        unit = ConnectionUnit(pool)
+        try:
+            yield unit
+        finally:
+            await unit._give_back()
     await unit.run_after_commit()
 
 

@@ -12,6 +12,7 @@ from asyncpg import Pool
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from graphql_app.settings import Settings
+from persistence.creation import TaskInserts
 from persistence.events import TaskEventHub
 from persistence.unit_of_work import ConnectionUnit, UnitOfWork, connection_unit, unit_of_work
 from tasks.callers import Caller, KeyChecker
@@ -28,6 +29,8 @@ class Services:
     sessionmaker: async_sessionmaker[AsyncSession]
     # The driver's own pool, for createTask's statements (`persistence.creation`).
     pool: Pool
+    # Plain creates from concurrent requests, stored by one statement.
+    inserts: TaskInserts
     hub: TaskEventHub
     dispatcher: Dispatcher
     keys: KeyChecker

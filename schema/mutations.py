@@ -85,7 +85,12 @@ class Mutation:
             # conditional. Files are separate rows, stored in the task's transaction.
             async with info.context.connection_unit(transaction=bool(new_task.files)) as unit:
                 task = await submission.create_task(
-                    unit, new_task, services.dispatcher, services.settings, services.limiter
+                    unit,
+                    new_task,
+                    services.dispatcher,
+                    services.settings,
+                    services.limiter,
+                    services.inserts,
                 )
         except InvalidInputError as error:
             return ValidationError(field=error.field, message=error.message)

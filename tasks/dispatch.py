@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from persistence.events import channel_of, encode, publish, signal_cancel
+from persistence.grouping import Grouped
 from persistence.models import Task, TaskEvent, TaskKind, TaskPriority
 from tasks.celery_app import BROKER_PRIORITIES, QUEUES, TASK_NAMES
 
@@ -112,26 +113,44 @@ def task_message(task: Task, countdown: float | None = None) -> BrokerMessage:
     return BrokerMessage(key, orjson.dumps(message).decode())
 
 
-# Queue a task's message and publish its creation as one command: in redis-py a script
+# Queue tasks' messages and publish their creations as one command: in redis-py a script
 # call costs about two thirds of a two-command pipeline (measured: 65-84 against
-# 107-118 µs of client CPU), and Redis runs both or, if it fails, neither.
+# 107-118 µs of client CPU), and Redis runs all or, if it fails, none. KEYS: each
+# message's list; ARGV[1]: the channel, then each message and its event ('' for none).
 ENQUEUE_SCRIPT = """
-redis.call('LPUSH', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1
+for i, key in ipairs(KEYS) do
+    redis.call('LPUSH', key, ARGV[2 * i])
+    if ARGV[2 * i + 1] ~= '' then
+        redis.call('PUBLISH', ARGV[1], ARGV[2 * i + 1])
+    end
+end
+return #KEYS
 """
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A task's message for the broker, and the event announcing it."""
+
+    task_id: uuid.UUID
+    message: BrokerMessage
+    event: TaskEvent | None
 
 
 class Dispatcher:
     """The API's way out to Redis: task messages, change events and cancel requests,
-    sent once the change they follow is committed."""
+    sent once the change they follow is committed. The messages of concurrent creates go
+    out together (see `persistence.grouping`), at most `max_messages` per command."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, *, max_messages: int = 1, max_in_flight: int = 1) -> None:
         # A client whose commands time out on their own (socket_timeout): an asyncio
         # timeout would cancel a redis-py command mid-flight instead.
         self.redis = redis
         self._enqueue = redis.register_script(ENQUEUE_SCRIPT)
         self._channel = channel_of(redis)
+        self._handovers: Grouped[Handover, None] = Grouped(
+            "messages", self._hand_over, max_items=max_messages, max_in_flight=max_in_flight
+        )
 
     async def ping(self) -> None:
         """Raise unless Redis answers (within the client's socket timeout)."""
@@ -141,19 +160,27 @@ class Dispatcher:
         self, task: Task, *, countdown: float | None = None, event: TaskEvent | None = None
     ) -> None:
         """Queue the task's message (to run `countdown` seconds from now) and publish
-        `event`, in one round trip. If Redis cannot take them now the task stays PENDING,
-        and the sweeper sends it later."""
-        message = task_message(task, countdown)
+        `event`, in one round trip shared with other creates. If Redis cannot take them
+        now the task stays PENDING, and the sweeper sends it later."""
+        await self._handovers.submit(Handover(task.id, task_message(task, countdown), event))
+
+    async def _hand_over(self, handovers: list[Handover]) -> list[BaseException | None]:
+        arguments = [self._channel]
+        for handover in handovers:
+            event = handover.event
+            arguments += [handover.message.payload, "" if event is None else encode(event)]
         try:
-            if event is None:
-                await self.redis.lpush(message.key, message.payload)
-            else:
-                arguments = [message.payload, self._channel, encode(event)]
-                await self._enqueue(keys=[message.key], args=arguments)
-        except (RedisError, OSError) as error:
-            logger.warning(
-                "task %s not enqueued now (%s); the sweeper will send it", task.id, error
+            await self._enqueue(
+                keys=[handover.message.key for handover in handovers], args=arguments
             )
+        except (RedisError, OSError) as error:
+            for handover in handovers:
+                logger.warning(
+                    "task %s not enqueued now (%s); the sweeper will send it",
+                    handover.task_id,
+                    error,
+                )
+        return [None] * len(handovers)
 
     async def publish(self, event: TaskEvent) -> None:
         try:

@@ -160,7 +160,7 @@ def _same_input(task: Task, row: NewTaskRow) -> bool:
 async def _task_for_key(unit: ConnectionUnit, row: NewTaskRow, settings: Settings) -> Task | None:
     """The task an idempotency key already created, or None once the key is free again."""
     assert row.idempotency_key is not None
-    connection = unit.connection
+    connection = await unit.connection()
     existing = await creation.find_by_idempotency_key(connection, row.owner, row.idempotency_key)
     if existing is None:
         return None
@@ -191,7 +191,7 @@ async def _check_limits(
             seconds,
         )
     cap = settings.unfinished_tasks_max
-    if cap and await creation.count_unfinished(unit.connection, owner, up_to=cap) >= cap:
+    if cap and await creation.count_unfinished(await unit.connection(), owner, up_to=cap) >= cap:
         raise TaskLimitError(
             f"This API key has {cap} tasks PENDING or PROCESSING, the most it may have "
             "(AITASKS_UNFINISHED_TASKS_MAX); create more once some have finished.",
@@ -205,10 +205,12 @@ async def create_task(
     dispatcher: Dispatcher,
     settings: Settings,
     limiter: RateLimiter,
+    inserts: creation.TaskInserts | None = None,
 ) -> Task:
     """Store a PENDING task and, once that is committed, hand it to the workers and
     announce it to live feeds. A task delayed beyond the hand-over window waits in
-    PostgreSQL until a sweep finds its time near.
+    PostgreSQL until a sweep finds its time near. Outside a transaction, a plain create
+    goes out with those of other requests through `inserts`.
 
     With an idempotency key used within the window, returns the task the key created
     and stores and sends nothing. Raises InvalidInputError, storing nothing, when the
@@ -216,8 +218,13 @@ async def create_task(
     """
     row = validate(new_task, settings)
     await _check_limits(unit, row.owner, limiter, settings)
+    grouped = inserts is not None and not unit.in_transaction and inserts.takes(row)
     for _ in range(CONTROL_RACE_TRIES):
-        task = await creation.insert_task(unit.connection, row)
+        task: Task | None
+        if inserts is not None and grouped:
+            task = await inserts.insert(row)
+        else:
+            task = await creation.insert_task(await unit.connection(), row)
         if task is not None:
             break
         existing = await _task_for_key(unit, row, settings)
