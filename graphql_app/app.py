@@ -357,26 +357,28 @@ def _freeze_startup_objects() -> None:
 
 
 class Api(FastAPI):
-    """FastAPI, with GraphQL WebSockets handed to Strawberry's app past the middleware.
+    """FastAPI, with GraphQL's WebSockets and POSTs handed to Strawberry's app past the
+    middleware and the router.
 
     A WebSocket is a request that lasts hours, and each middleware and the router keep
     a coroutine frame for it all that time, some an object or an exit stack too: 6.5 KiB
     of the 44 KiB an idle one-subscription socket held (tracemalloc, 1,000 sockets), and
-    every update sent went through each one's `send` wrapper. For a WebSocket the stack
-    only logs it (RequestLog, kept here) and, with OpenTelemetry on, traces it: then the
-    stack is used, as for any request.
+    every update sent went through each one's `send` wrapper. A POST is the API's hot
+    path, and each layer costs it a little. What the stack does for them is kept in
+    `graphql_lane` (RequestLog and BodySizeLimit); only with OpenTelemetry on, which
+    traces in the stack, is the stack used, as for any request.
     """
 
-    websocket_app: ASGIApp | None = None
+    graphql_lane: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
-            self.websocket_app is not None
-            and scope["type"] == "websocket"
+            self.graphql_lane is not None
+            and (scope["type"] == "websocket" or scope.get("method") == "POST")
             and scope["path"] == scope.get("root_path", "") + GRAPHQL_PATH
         ):
             scope["app"] = self
-            await self.websocket_app(scope, receive, send)
+            await self.graphql_lane(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
 
@@ -415,7 +417,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(Route(GRAPHQL_PATH, graphql_app, methods=["GET", "POST"]))
     app.router.routes.append(WebSocketRoute(GRAPHQL_PATH, graphql_app))
     if not traced:
-        app.websocket_app = RequestLog(graphql_app)
+        app.graphql_lane = RequestLog(BodySizeLimit(graphql_app, settings.request_max_bytes))
     app.router.routes.append(
         Route("/tasks/{task_id}/artifacts/{name}", download_artifact, methods=["GET"])
     )
