@@ -28,8 +28,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSON, JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.orm.attributes import manager_of_class
+from sqlalchemy.orm import DeclarativeBase, Mapped, configure_mappers, mapped_column
 
 
 class TaskStatus(enum.StrEnum):
@@ -150,7 +149,23 @@ class Task(Base):
         values = dict(row)
         for name, enum_class in _ENUM_COLUMNS.items():
             values[name] = enum_class(values[name])
-        return _stored(values)
+        return cls._of_values(values)
+
+    @classmethod
+    def _of_values(cls, values: dict[str, Any]) -> Task:
+        """A transient task holding exactly these column values.
+
+        Filled in as the ORM fills a loaded row, straight into the instance's dict: the
+        constructor sends an attribute event per column, 34 µs for a task's 28 columns
+        where this takes 3.5 µs (measured), and a worker builds a task for every change.
+        """
+        mapper = cls.__mapper__
+        if not mapper.configured:
+            # The constructor would have (the first task made in a process).
+            configure_mappers()
+        task = mapper.class_manager.new_instance()
+        task.__dict__.update(values)
+        return task
 
     # Server-set columns (created_at, sequence, ...) come back in the INSERT's RETURNING,
     # so a new task is complete without a second round trip.
@@ -193,20 +208,10 @@ class Task(Base):
         """A detached copy with some columns changed, for views built from events."""
         values = {key: getattr(self, key) for key in _TASK_COLUMNS}
         values.update(changes)
-        return _stored(values)
+        return Task._of_values(values)
 
 
 _TASK_COLUMNS = tuple(column.key for column in Task.__mapper__.column_attrs)
-_TASK_MANAGER = manager_of_class(Task)
-
-
-def _stored(values: dict[str, Any]) -> Task:
-    """A task holding these column values, filled in as a query's load fills one: without
-    the change tracking that setting each attribute through the constructor does, as the
-    values are what is stored already (or a view of it). Measured: a ninth of the cost."""
-    task: Task = _TASK_MANAGER.new_instance()
-    task.__dict__.update(values)
-    return task
 
 
 # One row per change of a task after its creation (sequence 2, 3, ...), written in the

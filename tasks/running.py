@@ -323,9 +323,18 @@ class RunningTask:
         streamed (and paid for) twice; raises CancelRequested if a caller cancelled it.
         """
         body = self._body = asyncio.create_task(work())
-        keeper = asyncio.create_task(self._keep_claim(body))
-        # Stopped by an event, never cancelled: it is often in the middle of a Redis call.
-        listener = asyncio.create_task(self._listen_for_cancel(body))
+        watchers: list[asyncio.Task[None]] = []
+
+        def watch() -> None:
+            watchers.append(asyncio.create_task(self._keep_claim(body)))
+            # Stopped by an event, never cancelled: it is often in the middle of a Redis
+            # call.
+            watchers.append(asyncio.create_task(self._listen_for_cancel(body)))
+
+        # The watchers start one poll interval in, not at the start: a task that ends
+        # sooner (the demo model's, a short answer) costs one timer instead of three
+        # asyncio tasks and a Redis call, and a cancel is still heard within the interval.
+        start = asyncio.get_running_loop().call_later(CANCEL_POLL_SECONDS, watch)
         try:
             return await body
         except asyncio.CancelledError:
@@ -335,15 +344,15 @@ class RunningTask:
                 raise CancelRequested from None
             raise
         finally:
-            keeper.cancel()
+            start.cancel()
             self._done.set()
-            await asyncio.gather(keeper, listener, return_exceptions=True)
+            if watchers:
+                keeper, listener = watchers
+                keeper.cancel()
+                await asyncio.gather(keeper, listener, return_exceptions=True)
 
     async def _listen_for_cancel(self, body: asyncio.Task[Any]) -> None:
-        # The first look comes one interval in, not at the start: a task that ends sooner
-        # (the demo model's, a short answer) makes no Redis call for it, and a cancel is
-        # still heard within the interval.
-        while not await self._ends_within(CANCEL_POLL_SECONDS):
+        while not self._done.is_set():
             try:
                 requested = await take_cancel_request(self.runtime.redis, self.task.id)
             except Exception as error:
@@ -354,6 +363,7 @@ class RunningTask:
                 self.cancel_requested = True
                 body.cancel()
                 return
+            await self._ends_within(CANCEL_POLL_SECONDS)
 
     async def _ends_within(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):

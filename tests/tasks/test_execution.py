@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from graphql_app.settings import Settings
+from persistence.events import channel_of, decode
 from persistence.models import TaskStatus
 from tasks.celery_app import create_celery_app
 from tasks.execution import run_task
@@ -21,6 +22,8 @@ from tests.fixtures.stack import Stack
 from tests.fixtures.tasks import insert_pending_task, logged_events
 
 FLUSH_CHARS = 20
+# A published change reaches a subscriber on the same machine well within this.
+MESSAGE_TIMEOUT_SECONDS = 5.0
 BATCH = "x" * FLUSH_CHARS
 
 
@@ -102,3 +105,43 @@ def test_a_task_is_claimed_once(runtime: WorkerRuntime, stack: Stack) -> None:
         app.close()
     statuses = [event.status for event in logged_events(stack.database_url, str(task.id))]
     assert statuses == [TaskStatus.PENDING, TaskStatus.PROCESSING, TaskStatus.COMPLETED]
+
+
+def test_every_change_of_a_run_is_published_once_and_in_order(
+    runtime: WorkerRuntime, stack: Stack
+) -> None:
+    # The claim's PUBLISH is left under way while the work starts; the writes after it
+    # must still reach subscribers after it.
+    task = insert_pending_task(stack.database_url, "published in order")
+    app = create_celery_app(runtime.settings, stack.redis_url)
+
+    async def work(running: RunningTask) -> Outcome | None:
+        for _ in range(3):
+            await running.add(Chunk(BATCH))
+            await asyncio.sleep(0.01)
+        return None
+
+    async def published_sequences(count: int) -> list[int]:
+        pubsub = runtime.redis.pubsub()
+        await pubsub.subscribe(channel_of(runtime.redis))
+        try:
+            await pubsub.get_message(timeout=MESSAGE_TIMEOUT_SECONDS)
+            await run_task(runtime, task.id, app, work)
+            sequences = []
+            while len(sequences) < count:
+                message = await pubsub.get_message(timeout=MESSAGE_TIMEOUT_SECONDS)
+                assert message is not None, f"published so far: {sequences}"
+                event = decode(message["data"].decode())
+                if event.task_id == task.id:
+                    sequences.append(event.sequence)
+            return sequences
+        finally:
+            await pubsub.aclose()
+
+    try:
+        sequences = runtime.run(published_sequences(count=5))
+    finally:
+        app.close()
+    logged = logged_events(stack.database_url, str(task.id))
+    assert logged[-1].status == TaskStatus.COMPLETED
+    assert sequences == [event.sequence for event in logged[1:]] == [2, 3, 4, 5, 6]
