@@ -39,16 +39,13 @@ Work = Callable[[RunningTask], Coroutine[Any, Any, Outcome | None]]
 
 
 async def _claim(runtime: WorkerRuntime, task_id: uuid.UUID) -> TaskChange | None:
-    # Published while the work starts: the PUBLISH round trip overlaps the work and its
-    # next write, which still publishes after it (run_task waits for it at the end).
     return await runtime.write(
         partial(
             task_writes.claim_task,
             task_id=task_id,
             lease_seconds=runtime.settings.task_lease_seconds,
             max_attempts=runtime.settings.max_attempts,
-        ),
-        published=False,
+        )
     )
 
 
@@ -117,5 +114,4 @@ async def run_task(
             await running.fail(UNEXPECTED_FAILURE)
     finally:
         await running.settle()
-        await runtime.all_published()
         record_attempt(running.task, time.monotonic() - started)

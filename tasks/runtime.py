@@ -57,8 +57,6 @@ class WorkerRuntime:
         self.pool: asyncpg.Pool = self.run(create_pool(self.engine, name, task_writes.POOL_SIZE))
         self.redis = Redis.from_url(redis_url, client_name=name)
         self._openai: openai.AsyncOpenAI | None = None
-        # The publish of the last change, while it may still be under way (see `write`).
-        self._publishing: asyncio.Future[None] | None = None
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coroutine)
@@ -76,48 +74,20 @@ class WorkerRuntime:
         return OpenAIProvider(self._openai, self.settings.openai_timeout_seconds)
 
     async def write(
-        self,
-        change: Callable[[asyncpg.Connection], Awaitable[TaskChange | None]],
-        *,
-        published: bool = True,
+        self, change: Callable[[asyncpg.Connection], Awaitable[TaskChange | None]]
     ) -> TaskChange | None:
-        """Apply one change (committed when it returns); then publish it, after the
-        changes before it. Unless `published`, the publish is left under way: the next
-        write, or `all_published`, waits for it."""
+        """Apply one change (committed when it returns); then publish it."""
         async with self.pool.acquire() as connection:
             made = await change(connection)
-        if made is None:
-            return None
-        if published:
-            await self.all_published()
-            await self._publish(made)
-        else:
-            self._publishing = asyncio.ensure_future(self._publish_after(self._publishing, made))
+        if made is not None:
+            try:
+                await publish(self.redis, made.event)
+            except Exception:
+                # The change is committed; subscribers catch up from the log.
+                logger.exception(
+                    "task %s: change %d not published", made.task.id, made.event.sequence
+                )
         return made
-
-    async def all_published(self) -> None:
-        """Until the change of every write so far has been published (or failed to be)."""
-        publishing = self._publishing
-        if publishing is None:
-            return
-        # Shielded: a cancelled caller must not cancel a PUBLISH in the middle.
-        await asyncio.shield(publishing)
-        if self._publishing is publishing:
-            self._publishing = None
-
-    async def _publish_after(self, previous: asyncio.Future[None] | None, made: TaskChange) -> None:
-        # One at a time, in order: concurrent commands could go out on two connections
-        # and reach subscribers in either order.
-        if previous is not None:
-            await asyncio.wait([previous])
-        await self._publish(made)
-
-    async def _publish(self, made: TaskChange) -> None:
-        try:
-            await publish(self.redis, made.event)
-        except Exception:
-            # The change is committed; subscribers catch up from the log.
-            logger.exception("task %s: change %d not published", made.task.id, made.event.sequence)
 
     def close(self) -> None:
         async def close_all() -> None:

@@ -110,8 +110,7 @@ def test_a_task_is_claimed_once(runtime: WorkerRuntime, stack: Stack) -> None:
 def test_every_change_of_a_run_is_published_once_and_in_order(
     runtime: WorkerRuntime, stack: Stack
 ) -> None:
-    # The claim's PUBLISH is left under way while the work starts; the writes after it
-    # must still reach subscribers after it.
+    # Subscribers hear each change of a run once, in the order of its sequence.
     task = insert_pending_task(stack.database_url, "published in order")
     app = create_celery_app(runtime.settings, stack.redis_url)
 
