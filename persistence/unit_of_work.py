@@ -61,17 +61,17 @@ class ConnectionUnit(_Effects):
         self._pool = pool
         self._connection = connection
         self.in_transaction = connection is not None
-        self._taken: Connection | None = None
 
     async def connection(self) -> Connection:
         if self._connection is None:
-            self._connection = self._taken = await self._pool.acquire()
+            self._connection = await self._pool.acquire()
         return self._connection
 
     async def _give_back(self) -> None:
-        if self._taken is not None:
-            self._connection, taken, self._taken = None, self._taken, None
-            await self._pool.release(taken)
+        """Return a connection taken when asked for (a transaction's is the caller's)."""
+        if not self.in_transaction and self._connection is not None:
+            connection, self._connection = self._connection, None
+            await self._pool.release(connection)
 
 
 @asynccontextmanager

@@ -199,6 +199,21 @@ async def _check_limits(
         )
 
 
+async def _insert_alone(
+    unit: ConnectionUnit, row: NewTaskRow, settings: Settings
+) -> tuple[Task, bool]:
+    """Store the task on the unit's connection, and True; with an idempotency key used
+    within the window, the task the key created, and False."""
+    for _ in range(CONTROL_RACE_TRIES):
+        task = await creation.insert_task(await unit.connection(), row)
+        if task is not None:
+            return task, True
+        existing = await _task_for_key(unit, row, settings)
+        if existing is not None:
+            return existing, False
+    raise InvalidInputError("idempotencyKey", "This idempotency key is busy; try again.")
+
+
 async def create_task(
     unit: ConnectionUnit,
     new_task: NewTask,
@@ -218,20 +233,12 @@ async def create_task(
     """
     row = validate(new_task, settings)
     await _check_limits(unit, row.owner, limiter, settings)
-    grouped = inserts is not None and not unit.in_transaction and inserts.takes(row)
-    for _ in range(CONTROL_RACE_TRIES):
-        task: Task | None
-        if inserts is not None and grouped:
-            task = await inserts.insert(row)
-        else:
-            task = await creation.insert_task(await unit.connection(), row)
-        if task is not None:
-            break
-        existing = await _task_for_key(unit, row, settings)
-        if existing is not None:
-            return existing
+    if inserts is not None and not unit.in_transaction and inserts.takes(row):
+        task = await inserts.insert(row)
     else:
-        raise InvalidInputError("idempotencyKey", "This idempotency key is busy; try again.")
+        task, created = await _insert_alone(unit, row, settings)
+        if not created:
+            return task
     log_transition(task)
     event = creation_event(task)
     if row.handed_over:
