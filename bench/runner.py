@@ -39,7 +39,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="sample each API process with py-spy; the profiles stay in the log directory",
+        help="sample each API process (and the pipeline's workers, pool included) with py-spy; "
+        "the profiles stay in the log directory",
     )
     parser.add_argument(
         "--command",

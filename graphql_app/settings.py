@@ -165,6 +165,10 @@ class Settings(BaseSettings):
     # subscription on it gives its final state as one update.
     event_retention_hours: float = Field(default=168.0, gt=0)
     worker_concurrency: int | None = Field(default=None, gt=0, le=256)
+    # Celery's task events (received, started, succeeded...), which Flower reads. Off, a
+    # worker's main process does about half the work per task; `aitasks flower` turns
+    # them on in the running workers when it starts, and Flower keeps them on.
+    worker_task_events: bool = False
 
     # Plain creates (no files, no idempotency key) arriving together share one INSERT,
     # and the messages of creates one Redis call: at most this many per statement or

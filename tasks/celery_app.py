@@ -66,7 +66,7 @@ def create_celery_app(settings: Settings, redis_url: str) -> Celery:
         # A failed publish is retried briefly, then left to the sweeper.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
         worker_hijack_root_logger=False,
-        worker_send_task_events=True,
+        worker_send_task_events=settings.worker_task_events,
         task_send_sent_event=False,
         beat_schedule={
             "sweep-stale-tasks": {

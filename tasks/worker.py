@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gc
+import logging
 import socket
 import uuid
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
+from kombu.exceptions import OperationalError
 
 from graphql_app.settings import ConfigurationError, Settings
 from persistence.models import TaskKind
@@ -23,6 +25,8 @@ from tasks.dispatch import PRIORITY_SEPARATOR
 from tasks.execution import Work, run_task
 from tasks.runtime import close_runtime, get_runtime
 from tasks.sweeper import sweep_stale_tasks
+
+logger = logging.getLogger(__name__)
 
 
 def _work_for(kind: TaskKind) -> Work:
@@ -144,6 +148,13 @@ def start_flower(settings: Settings, port: int) -> None:
     """Run Flower on our Celery app until stopped. Task arguments are task ids only, so
     Flower shows nothing secret."""
     app = create_worker_app(settings)
+    # Workers send task events only when asked (AITASKS_WORKER_TASK_EVENTS): ask the
+    # running ones now, so Flower shows the first task; Flower asks again every few
+    # seconds, which covers workers started later.
+    try:
+        app.control.enable_events()
+    except OperationalError as error:
+        logger.warning("could not ask the workers for task events: %s", error)
     app.start(["flower", f"--port={port}", f"--address={settings.host}"])
 
 

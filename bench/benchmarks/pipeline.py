@@ -76,6 +76,12 @@ class Pipeline:
 async def _pipeline(bench: Stack, progress: Progress, agent: Agent, target: Target) -> Pipeline:
     """A fresh worker; TASKS tasks created through the API; until all are COMPLETED."""
     worker = await start_worker(bench, "worker", "bench.worker_server", **WORKER_SETTINGS)
+    # With --profile: every process of the worker, its pool included.
+    profiler = (
+        (await bench.start_profiler("worker", worker.pid, "--subprocesses", "--full-filenames"))[0]
+        if bench.profile
+        else None
+    )
     try:
         since = await progress.now()
         calls = await command_calls(bench.backing.redis_url)
@@ -93,6 +99,8 @@ async def _pipeline(bench: Stack, progress: Progress, agent: Agent, target: Targ
             finished.seconds, finished.worker_seconds, finished.changes, commands, cpu_ms
         )
     finally:
+        if profiler is not None:
+            await bench.stop_profiler(profiler)
         await bench.stop_process(worker)
 
 
