@@ -4,7 +4,8 @@ The app is `tasks.celery_app.create_celery_app`, the product's, so broker, trans
 options, late acknowledgement, prefetch and task events are the same; it has one task,
 which does nothing, routed to the text-generation queue. `python -m bench.noop_worker`
 runs it as `aitasks worker` runs its app (`tasks.worker.start_worker`): the same queues,
-the same options, the default concurrency, but no beat (the sweep has no body here).
+the same options, the same concurrency (AITASKS_WORKER_CONCURRENCY, else one process
+per core), but no beat (the sweep has no body here).
 """
 
 from __future__ import annotations
@@ -51,11 +52,21 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    app = create_noop_app(get_settings())
+    settings = get_settings()
+    app = create_noop_app(settings)
     queues = ",".join(all_queues())
-    app.worker_main(
-        ["worker", "--queues", queues, "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
-    )
+    argv = [
+        "worker",
+        "--queues",
+        queues,
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if settings.worker_concurrency:
+        argv += ["--concurrency", str(settings.worker_concurrency)]
+    app.worker_main(argv)
 
 
 if __name__ == "__main__":
