@@ -74,6 +74,12 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent busy so far, summed over its cores."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
 def tree_memory(pid: int) -> Memory:
     root = psutil.Process(pid)
     processes = [root, *root.children(recursive=True)]

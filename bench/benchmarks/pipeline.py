@@ -21,7 +21,7 @@ from bench.noop_worker import create_noop_app, send_noops
 from bench.processes import Agent
 from bench.redisstats import command_calls
 from bench.stack import Context, Stack, stack
-from bench.workers import Progress, start_worker, tree_cpu_seconds
+from bench.workers import Progress, machine_busy_seconds, start_worker, tree_cpu_seconds
 from graphql_app.settings import Settings
 
 TASKS = 500
@@ -52,7 +52,10 @@ messages are queued with no worker running, then a worker with the same command 
 (queues, options, default concurrency; no beat) is started, and the rate is {NOOPS:,}
 over the time from the first message taken (Redis lists plus kombu's unacked hash, polled
 every {DRAIN_POLL_SECONDS * 1000:g} ms) to the last one acknowledged. Each is done
-{ROUNDS} times, alternating, each with a worker of its own; figures are medians."""
+{ROUNDS} times, alternating, each with a worker of its own; figures are medians. Machine
+CPU is the time all cores were busy (psutil) over a round, pipeline or drain, per task:
+the worker, the API, PostgreSQL, Redis, the load generator, and whatever else runs on
+the machine meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ class Pipeline:
     # Redis commands run meanwhile, per task (the API's included).
     commands: dict[str, float]
     worker_cpu_ms: float
+    # Every process on the machine, per task: the API, PostgreSQL, Redis, the load.
+    machine_cpu_ms: float
 
     @property
     def rate(self) -> float:
@@ -85,7 +90,7 @@ async def _pipeline(bench: Stack, progress: Progress, agent: Agent, target: Targ
     try:
         since = await progress.now()
         calls = await command_calls(bench.backing.redis_url)
-        cpu = tree_cpu_seconds(worker.pid)
+        cpu, busy = tree_cpu_seconds(worker.pid), machine_busy_seconds()
         window = await load(agent, target, CREATE_CLIENTS, 0, ROUND_TIMEOUT_SECONDS, TASKS)
         if window.errors or window.requests != TASKS:
             raise RuntimeError(f"createTask failed: {window.error_samples}")
@@ -93,10 +98,16 @@ async def _pipeline(bench: Stack, progress: Progress, agent: Agent, target: Targ
             progress.wait_finished(since, TASKS), ROUND_TIMEOUT_SECONDS
         )
         cpu_ms = (tree_cpu_seconds(worker.pid) - cpu) * 1000 / TASKS
+        machine_ms = (machine_busy_seconds() - busy) * 1000 / TASKS
         calls = await command_calls(bench.backing.redis_url) - calls
         commands = {name: count / TASKS for name, count in calls.items()}
         return Pipeline(
-            finished.seconds, finished.worker_seconds, finished.changes, commands, cpu_ms
+            finished.seconds,
+            finished.worker_seconds,
+            finished.changes,
+            commands,
+            cpu_ms,
+            machine_ms,
         )
     finally:
         if profiler is not None:
@@ -119,6 +130,7 @@ class Drain:
     commands: dict[str, float]
     # From the first message taken to the last ack.
     worker_cpu_ms: float
+    machine_cpu_ms: float
 
     @property
     def rate(self) -> float:
@@ -141,22 +153,25 @@ async def _drain(bench: Stack) -> Drain:
     try:
         if await _remaining(redis) != NOOPS:
             raise RuntimeError("the no-op messages are not all in Redis")
-        first, polls, cpu = None, 1, 0.0
+        first, polls, cpu, busy = None, 1, 0.0, 0.0
         deadline = time.monotonic() + ROUND_TIMEOUT_SECONDS
         while (remaining := await _remaining(redis)) > 0:
             polls += 1
             if first is None and remaining < NOOPS:
                 first, cpu = time.monotonic(), tree_cpu_seconds(worker.pid)
+                busy = machine_busy_seconds()
             if time.monotonic() > deadline or worker.process.returncode is not None:
                 raise worker.failure(f"left {remaining} of {NOOPS} no-op tasks")
             await asyncio.sleep(DRAIN_POLL_SECONDS)
         assert first is not None
         seconds = time.monotonic() - first
         cpu_ms = (tree_cpu_seconds(worker.pid) - cpu) * 1000 / NOOPS
+        machine_ms = (machine_busy_seconds() - busy) * 1000 / NOOPS
         calls = await command_calls(bench.backing.redis_url) - calls
         # Not the worker's: this loop's own reads (the one after the last included).
         calls.subtract({"llen": (polls + 1) * len(PRODUCT_QUEUE_KEYS), "hlen": polls + 1})
-        return Drain(seconds, {name: count / NOOPS for name, count in calls.items()}, cpu_ms)
+        commands = {name: count / NOOPS for name, count in calls.items()}
+        return Drain(seconds, commands, cpu_ms, machine_ms)
     finally:
         await bench.stop_process(worker)
         await redis.aclose()
@@ -201,6 +216,16 @@ def _figures(pipelines: list[Pipeline], drains: list[Drain]) -> list[Figure]:
             "ms",
         ),
         Figure("worker CPU per no-op task", median([d.worker_cpu_ms for d in drains]), "ms"),
+        Figure(
+            "machine CPU per pipeline task (every process)",
+            median([p.machine_cpu_ms for p in pipelines]),
+            "ms",
+        ),
+        Figure(
+            "machine CPU per no-op task (every process)",
+            median([d.machine_cpu_ms for d in drains]),
+            "ms",
+        ),
     ]
 
 
@@ -220,14 +245,16 @@ def _details(pipelines: list[Pipeline], drains: list[Drain]) -> list[str]:
     rows = [
         f"| {number + 1} | {format_number(p.rate)} | {format_number(p.worker_rate)} "
         f"| {format_number(d.rate)} | {format_number(p.worker_cpu_ms)} "
-        f"| {format_number(d.worker_cpu_ms)} |"
+        f"| {format_number(d.worker_cpu_ms)} | {format_number(p.machine_cpu_ms)} "
+        f"| {format_number(d.machine_cpu_ms)} |"
         for number, (p, d) in enumerate(zip(pipelines, drains, strict=True))
     ]
     return [
         "| round | createTask → COMPLETED, tasks/s | first claim → last COMPLETED, tasks/s "
         "| no-op drain, tasks/s | worker CPU ms per pipeline task | worker CPU ms per no-op "
-        "task |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "task "
+        "| machine CPU ms per pipeline task | machine CPU ms per no-op task |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows,
         "",
         "Redis commands per task in the last round (`INFO commandstats`; the pipeline's "
