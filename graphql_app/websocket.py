@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
+from json import JSONDecodeError
+from typing import Any, cast
 
 import orjson
 from graphql import (
@@ -41,13 +43,22 @@ from graphql import (
 from graphql.execution import Executor
 from graphql.execution.values import get_argument_values, get_variable_values
 from prometheus_client import Counter
-from starlette.websockets import WebSocketDisconnect
-from strawberry.http.exceptions import WebSocketDisconnected
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import (
+    NonJsonMessageReceived,
+    NonTextMessageReceived,
+    WebSocketDisconnected,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+    SubscribeMessage,
+)
 
 from schema import QueryLimits, Schema
 from schema.context import Context, Services
@@ -279,8 +290,53 @@ def _only_task_status(operation: OperationDefinitionNode | None) -> bool:
     )
 
 
+class WebSocketAdapter(ASGIWebSocketAdapter):
+    """Strawberry's, reading messages without keeping the last one's text: an idle
+    socket waits for its next message for hours, and its last was the subscribe."""
+
+    async def iter_json(
+        self, *, ignore_parsing_errors: bool = False
+    ) -> AsyncGenerator[object, None]:
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                try:
+                    yield self.view.decode_json(await self.ws.receive_text())
+                except JSONDecodeError as error:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from error
+        except KeyError as error:
+            raise NonTextMessageReceived from error
+        except WebSocketDisconnect:
+            pass
+
+
 class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """Strawberry's graphql-transport-ws handler, with `taskStatus` on the shared path."""
+
+    async def handle(self) -> None:
+        """Strawberry's loop, with no message kept while the next is awaited (the
+        subscribe message, 1.1 KiB decoded, for as long as the socket is idle)."""
+        self.on_request_accepted()
+        try:
+            try:
+                async for message in self.websocket.iter_json():
+                    await self.handle_message(cast("Message", message))
+                    del message
+            except NonTextMessageReceived:
+                await self.handle_invalid_message("WebSocket message type must be text")
+            except NonJsonMessageReceived:
+                await self.handle_invalid_message("WebSocket message must be valid JSON")
+        except WebSocketDisconnected:
+            pass
+        finally:
+            await self.shutdown()
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload: Any = message.get("payload")
+        if isinstance(payload, dict) and isinstance(payload.get("query"), str):
+            # Clients send the same few documents: every operation then holds one copy.
+            payload["query"] = sys.intern(payload["query"])
+        await super().handle_subscribe(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
