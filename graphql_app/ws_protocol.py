@@ -3,9 +3,11 @@
 Most WebSockets here sit idle for hours holding one subscription, and the API's memory
 per subscription is what limits how many one process serves. uvicorn's own protocols
 keep, per socket, an asyncio.Queue, an Event, timers for keepalive pings and buffers for
-messages in progress; this one keeps a slotted object, websockets' sans-io frame parser
-(`websockets.protocol.Protocol`, which does framing, masking, control frames, size limits
-and the close handshake) and nothing else while idle: no queue until a message waits, no
+messages in progress; this one keeps a slotted object and nothing else while idle. Frames
+are websockets' (its sans-io `Protocol` parses them, with masking, control frames, size
+limits and the close handshake; `Frame` serialises them), but a parser exists only while
+a frame, a fragmented message or the closing handshake is in progress: an idle one is
+1.2 KiB, and a socket is idle almost all its life. No queue until a message waits, no
 timer per socket (one sweep per process pings quiet sockets), no task beyond the ASGI
 app's own.
 
@@ -28,7 +30,7 @@ from urllib.parse import unquote
 from uvicorn import Config
 from uvicorn.server import ServerState
 from websockets.frames import Frame, Opcode
-from websockets.protocol import Protocol, Side
+from websockets.protocol import Protocol, Side, State
 
 from graphql_app import ws_handshake
 from graphql_app.ws_handshake import Handshake, HandshakeRefused
@@ -134,6 +136,7 @@ class LeanWebSocket(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._received = b""  # the request head, then anything sent before the accept
         self._handshake: Handshake | None = None
+        # The frame parser, while something is in progress (see the module's docstring).
         self._ws: Protocol | None = None
         # Messages for the app that it has not asked for yet; None when there are none.
         self._inbox: list[dict[str, Any]] | None = None
@@ -156,22 +159,22 @@ class LeanWebSocket(asyncio.Protocol):
         self._server.watch()
 
     def data_received(self, data: bytes) -> None:
-        if self._ws is not None:
-            self._heard_at = asyncio.get_running_loop().time()
-            self._pinged_at = 0.0
-            self._ws.receive_data(data)
-            self._handle_events()
-        elif self._state == HEAD:
+        if self._state == HEAD:
             self._receive_head(data)
-        else:
+        elif self._state == CONNECTING:
             # A client may not send frames before the 101; keep them until the accept.
             self._received += data
             if len(self._received) > self._server.config.ws_max_size:
                 self._refuse(HTTPStatus.BAD_REQUEST)
+        elif self._reads_frames():
+            self._heard_at = asyncio.get_running_loop().time()
+            self._pinged_at = 0.0
+            self._frames().receive_data(data)
+            self._handle_events()
 
     def eof_received(self) -> bool | None:
-        if self._ws is not None:
-            self._ws.receive_eof()
+        if self._reads_frames():
+            self._frames().receive_eof()
             self._handle_events()
         return None
 
@@ -208,15 +211,14 @@ class LeanWebSocket(asyncio.Protocol):
 
     def keep_alive(self, now: float, interval: float, timeout: float | None) -> None:
         """Called by the keepalive sweep; see `_Server._sweep`."""
-        if self._state != OPEN or self._ws is None:
+        if self._state != OPEN:
             return
         if self._pinged_at:
             if timeout is not None and now - self._pinged_at >= timeout:
                 self._fail(INTERNAL_ERROR, "keepalive ping timeout")
         elif now - self._heard_at >= interval:
             self._pinged_at = now
-            self._ws.send_ping(PING_PAYLOAD)
-            self._flush()
+            self._send_frame(Opcode.PING, PING_PAYLOAD)
 
     # The ASGI app's side
 
@@ -276,14 +278,26 @@ class LeanWebSocket(asyncio.Protocol):
             self._close_transport()
 
     def _send_data(self, message: dict[str, Any]) -> None:
-        assert self._ws is not None
         text = message.get("text")
         if text is not None:
-            self._ws.send_text(text.encode())
+            self._send_frame(Opcode.TEXT, text.encode())
         elif message.get("bytes") is not None:
-            self._ws.send_binary(message["bytes"])
+            self._send_frame(Opcode.BINARY, message["bytes"])
         else:
             raise RuntimeError("websocket.send needs `text` or `bytes`")
+
+    def _send_frame(self, opcode: Opcode, data: bytes) -> None:
+        """A whole message or a ping, on an open socket. With no parser in progress
+        there is no state for it to change: the frame is serialised as it would."""
+        if self._ws is None:
+            self._write(Frame(opcode, data).serialize(mask=False, extensions=[]))
+            return
+        if opcode is Opcode.PING:
+            self._ws.send_ping(data)
+        elif opcode is Opcode.TEXT:
+            self._ws.send_text(data)
+        else:
+            self._ws.send_binary(data)
         self._flush()
 
     # The handshake
@@ -334,7 +348,6 @@ class LeanWebSocket(asyncio.Protocol):
         )
         self._handshake = None
         self._state = OPEN
-        self._ws = Protocol(Side.SERVER, max_size=self._server.config.ws_max_size, logger=logger)
         self._heard_at = asyncio.get_running_loop().time()
         early, self._received = self._received, b""
         if early:
@@ -375,6 +388,17 @@ class LeanWebSocket(asyncio.Protocol):
 
     # Frames
 
+    def _reads_frames(self) -> bool:
+        """Open, or closing with the closing handshake under way."""
+        return self._state == OPEN or (self._state == CLOSING and self._ws is not None)
+
+    def _frames(self) -> Protocol:
+        if self._ws is None:
+            self._ws = Protocol(
+                Side.SERVER, max_size=self._server.config.ws_max_size, logger=logger
+            )
+        return self._ws
+
     def _handle_events(self) -> None:
         assert self._ws is not None
         for event in self._ws.events_received():
@@ -388,6 +412,18 @@ class LeanWebSocket(asyncio.Protocol):
                 close.reason if close is not None else "",
             )
         self._flush()
+        self._drop_idle_parser()
+
+    def _drop_idle_parser(self) -> None:
+        ws = self._ws
+        if (
+            ws is not None
+            and self._state == OPEN
+            and ws.state is State.OPEN
+            and ws.current_size is None
+            and not ws.reader.buffer
+        ):
+            self._ws = None
 
     def _handle_frame(self, frame: Frame) -> None:
         opcode = frame.opcode
@@ -449,8 +485,7 @@ class LeanWebSocket(asyncio.Protocol):
 
     def _close(self, code: int, reason: str) -> None:
         """Start the closing handshake; the client has a while to answer it."""
-        assert self._ws is not None
-        self._ws.send_close(code, reason)
+        self._frames().send_close(code, reason)
         self._state = CLOSING
         self._flush()
         if self._timer is None and self._transport is not None:
@@ -458,8 +493,7 @@ class LeanWebSocket(asyncio.Protocol):
             self._timer = loop.call_later(CLOSE_TIMEOUT_SECONDS, self._close_transport)
 
     def _fail(self, code: int, reason: str) -> None:
-        assert self._ws is not None
-        self._ws.fail(code, reason)
+        self._frames().fail(code, reason)
         self._state = CLOSING
         self._disconnected(code, reason)
         self._flush()
@@ -467,7 +501,8 @@ class LeanWebSocket(asyncio.Protocol):
     def _flush(self) -> None:
         """Write what the frame layer has to send; an empty chunk means close the TCP
         connection (the closing handshake is done, or the connection failed)."""
-        assert self._ws is not None
+        if self._ws is None:
+            return
         for data in self._ws.data_to_send():
             if data:
                 self._write(data)
