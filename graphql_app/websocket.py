@@ -238,7 +238,7 @@ class _BaseURL:
     base_url: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subscriber:
     """One shared-path subscription: what its updates depend on, and how to send them."""
 
@@ -253,9 +253,10 @@ class Subscriber:
     def of(
         cls, prepared: Prepared, variables: dict[str, Any] | None, context: Context
     ) -> Subscriber:
-        base_url = context.settings.public_url or str(context.request.base_url)
+        # Interned: the same few for every subscriber, who keeps them while it is open.
+        base_url = sys.intern(context.settings.public_url or str(context.request.base_url))
         shaping = variables if prepared.variables_shape_result else None
-        canonical = json.dumps(shaping, sort_keys=True, default=str)
+        canonical = sys.intern(json.dumps(shaping, sort_keys=True, default=str))
         return cls(prepared, variables, base_url, context.services, (prepared, canonical, base_url))
 
 
