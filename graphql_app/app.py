@@ -45,7 +45,7 @@ from graphql_app.limits import BodySizeLimit
 from graphql_app.logs import RequestLog
 from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
 from graphql_app.settings import Settings, get_settings
-from graphql_app.websocket import SharedSubscriptions, TransportHandler, WebSocketAdapter
+from graphql_app.websocket import SharedSubscriptions, TransportHandler
 from persistence.creation import TaskInserts
 from persistence.database import POOL_SIZE, create_engine, create_pool, create_sessionmaker
 from persistence.events import TaskEventHub
@@ -145,7 +145,6 @@ class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app, mounted directly: it serves well above FastAPI's router."""
 
     graphql_transport_ws_handler_class = TransportHandler
-    websocket_adapter_class = WebSocketAdapter  # type: ignore[assignment]
 
     def __init__(self, settings: Settings) -> None:
         limits = QueryLimits(
