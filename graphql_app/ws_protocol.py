@@ -373,6 +373,10 @@ class LeanWebSocket(asyncio.Protocol):
         except Exception:
             logger.exception("Exception in ASGI application")
             self._end(INTERNAL_ERROR)
+        except BaseException:
+            # Cancelled: uvicorn's graceful shutdown ran out. The socket goes with it.
+            self._end(GOING_AWAY)
+            raise
         else:
             self._end(NORMAL_CLOSURE)
 
