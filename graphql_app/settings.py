@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     # Messages received and not yet read by the API, past which it stops reading the
     # socket (TCP then slows the client) instead of buffering more.
     ws_receive_queue_max: int = Field(default=32, ge=1, le=10_000)
-    # A socket quiet this long is pinged; one that then answers nothing within the
-    # timeout is closed with 1011. Proxies drop idle connections after about a minute.
+    # A socket quiet this long is pinged (by one sweep of all sockets per interval, so
+    # within two intervals of quiet); one that answers nothing within the timeout is
+    # closed with 1011. Proxies drop idle connections after about a minute.
     ws_ping_interval_seconds: float = Field(default=20.0, gt=0, le=3600)
     ws_ping_timeout_seconds: float = Field(default=20.0, gt=0, le=3600)
     # Per caller, shared by every API process (0: no limit). Requests count every HTTP
