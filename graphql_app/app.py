@@ -365,22 +365,30 @@ class Api(FastAPI):
     of the 44 KiB an idle one-subscription socket held (tracemalloc, 1,000 sockets), and
     every update sent went through each one's `send` wrapper. A POST is the API's hot
     path, and each layer costs it a little. What the stack does for them is kept in
-    `graphql_lane` (RequestLog and BodySizeLimit); only with OpenTelemetry on, which
-    traces in the stack, is the stack used, as for any request.
+    `graphql_lane` (RequestLog and BodySizeLimit; a WebSocket, which has no body, skips
+    the latter); only with OpenTelemetry on, which traces in the stack, is the stack
+    used, as for any request.
     """
 
     graphql_lane: ASGIApp | None = None
+    websocket_lane: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            self.graphql_lane is not None
-            and (scope["type"] == "websocket" or scope.get("method") == "POST")
-            and scope["path"] == scope.get("root_path", "") + GRAPHQL_PATH
-        ):
+        lane = self._lane(scope)
+        if lane is not None:
             scope["app"] = self
-            await self.graphql_lane(scope, receive, send)
+            await lane(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+    def _lane(self, scope: Scope) -> ASGIApp | None:
+        if scope["type"] == "websocket":
+            lane = self.websocket_lane
+        elif scope.get("method") == "POST":
+            lane = self.graphql_lane
+        else:
+            return None
+        return lane if scope["path"] == scope.get("root_path", "") + GRAPHQL_PATH else None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -418,6 +426,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(WebSocketRoute(GRAPHQL_PATH, graphql_app))
     if not traced:
         app.graphql_lane = RequestLog(BodySizeLimit(graphql_app, settings.request_max_bytes))
+        app.websocket_lane = RequestLog(graphql_app)
     app.router.routes.append(
         Route("/tasks/{task_id}/artifacts/{name}", download_artifact, methods=["GET"])
     )

@@ -90,6 +90,25 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+class _ResponseWithId:
+    """An HTTP response's `send`, adding the request id to the head and noting the
+    status."""
+
+    __slots__ = ("_send", "request_id", "status")
+
+    def __init__(self, send: Send, request_id: str) -> None:
+        self._send = send
+        self.request_id = request_id
+        self.status = 0
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            headers = [*message.get("headers", []), (REQUEST_ID_HEADER, self.request_id.encode())]
+            message = {**message, "headers": headers}
+        await self._send(message)
+
+
 class RequestLog:
     """One line per HTTP request (method, path, status, duration, request id, and for
     GraphQL the operation), and the request id echoed in `X-Request-ID`."""
@@ -104,23 +123,14 @@ class RequestLog:
         request = RequestInfo(_request_id(scope))
         token = CURRENT_REQUEST.set(request)
         started = time.perf_counter()
-        status = 0
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = [
-                    *message.get("headers", []),
-                    (REQUEST_ID_HEADER, request.request_id.encode()),
-                ]
-                message = {**message, "headers": headers}
-            await send(message)
-
+        # A WebSocket's sends go straight through: it has no response head to mark, and
+        # it is open for hours, every update of every subscription sent through here.
+        response = _ResponseWithId(send, request.request_id) if scope["type"] == "http" else None
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send if response is None else response.send)
         finally:
             CURRENT_REQUEST.reset(token)
+            status = 0 if response is None else response.status
             self._log(scope, request, status, time.perf_counter() - started)
 
     @staticmethod

@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from graphql_app.settings import Settings
+from graphql_app.ws_protocol import LeanWebSocket
 
 
 class Server(uvicorn.Server):
@@ -35,6 +36,11 @@ def serve(app: FastAPI, settings: Settings) -> None:
         app,
         host=settings.host,
         port=settings.port,
+        ws=LeanWebSocket if settings.ws_protocol == "lean" else "auto",
+        ws_max_size=settings.ws_message_max_bytes,
+        ws_max_queue=settings.ws_receive_queue_max,
+        ws_ping_interval=settings.ws_ping_interval_seconds,
+        ws_ping_timeout=settings.ws_ping_timeout_seconds,
         # Compression costs tens of kilobytes per socket; updates are small anyway.
         ws_per_message_deflate=False,
         log_level="info",

@@ -64,6 +64,21 @@ class Settings(BaseSettings):
     # closed with 4403.
     ws_connections_max_per_key: int = Field(default=50, ge=0)
     ws_connection_init_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # How WebSockets are served: "lean" (graphql_app/ws_protocol.py, a fraction of the
+    # memory per idle socket) or "uvicorn" (uvicorn's own, as `uvicorn` installs it).
+    ws_protocol: Literal["lean", "uvicorn"] = "lean"
+    # The longest message a client may send on a WebSocket (a longer one closes it with
+    # 1009). An operation over the socket may carry an inline file, which base64 makes
+    # a third longer than AITASKS_INLINE_FILE_MAX_BYTES.
+    ws_message_max_bytes: int = Field(default=4 * 2**20, ge=2**10, le=64 * 2**20)
+    # Messages received and not yet read by the API, past which it stops reading the
+    # socket (TCP then slows the client) instead of buffering more.
+    ws_receive_queue_max: int = Field(default=32, ge=1, le=10_000)
+    # A socket quiet this long is pinged (by one sweep of all sockets per interval, so
+    # within two intervals of quiet); one that answers nothing within the timeout is
+    # closed with 1011. Proxies drop idle connections after about a minute.
+    ws_ping_interval_seconds: float = Field(default=20.0, gt=0, le=3600)
+    ws_ping_timeout_seconds: float = Field(default=20.0, gt=0, le=3600)
     # Per caller, shared by every API process (0: no limit). Requests count every HTTP
     # GraphQL request; creates count createTask. Unfinished tasks are those PENDING or
     # PROCESSING: a caller with this many must wait for one to end before adding more.

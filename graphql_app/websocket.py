@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
+from json import JSONDecodeError
+from typing import Any, cast
 
 import orjson
 from graphql import (
@@ -41,13 +43,17 @@ from graphql import (
 from graphql.execution import Executor
 from graphql.execution.values import get_argument_values, get_variable_values
 from prometheus_client import Counter
-from starlette.websockets import WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+    SubscribeMessage,
+)
 
 from schema import QueryLimits, Schema
 from schema.context import Context, Services
@@ -227,7 +233,7 @@ class _BaseURL:
     base_url: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subscriber:
     """One shared-path subscription: what its updates depend on, and how to send them."""
 
@@ -242,9 +248,10 @@ class Subscriber:
     def of(
         cls, prepared: Prepared, variables: dict[str, Any] | None, context: Context
     ) -> Subscriber:
-        base_url = context.settings.public_url or str(context.request.base_url)
+        # Interned: the same few for every subscriber, who keeps them while it is open.
+        base_url = sys.intern(context.settings.public_url or str(context.request.base_url))
         shaping = variables if prepared.variables_shape_result else None
-        canonical = json.dumps(shaping, sort_keys=True, default=str)
+        canonical = sys.intern(json.dumps(shaping, sort_keys=True, default=str))
         return cls(prepared, variables, base_url, context.services, (prepared, canonical, base_url))
 
 
@@ -281,6 +288,37 @@ def _only_task_status(operation: OperationDefinitionNode | None) -> bool:
 
 class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """Strawberry's graphql-transport-ws handler, with `taskStatus` on the shared path."""
+
+    async def handle(self) -> None:
+        """Strawberry's loop, reading each message straight off the socket: no async
+        generator per socket (Strawberry's `iter_json`, which asyncio also tracks), and
+        no message kept while the next is awaited (the subscribe message's text and
+        dict, 1.8 KiB, for as long as the socket is idle)."""
+        self.on_request_accepted()
+        socket: WebSocket = self.websocket.ws  # type: ignore[attr-defined]
+        try:
+            while socket.application_state != WebSocketState.DISCONNECTED:
+                try:
+                    message = self.view.decode_json(await socket.receive_text())
+                except KeyError:  # a binary message has no text
+                    await self.handle_invalid_message("WebSocket message type must be text")
+                    return
+                except JSONDecodeError:
+                    await self.handle_invalid_message("WebSocket message must be valid JSON")
+                    return
+                await self.handle_message(cast("Message", message))
+                del message
+        except (WebSocketDisconnect, WebSocketDisconnected):
+            pass
+        finally:
+            await self.shutdown()
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload: Any = message.get("payload")
+        if isinstance(payload, dict) and isinstance(payload.get("query"), str):
+            # Clients send the same few documents: every operation then holds one copy.
+            payload["query"] = sys.intern(payload["query"])
+        await super().handle_subscribe(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)

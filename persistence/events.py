@@ -182,7 +182,12 @@ class Listener:
         if not self._events and not self.out_of_sync:
             self._waiter = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.wait_for(self._waiter, quiet_seconds)
+                if quiet_seconds is None:
+                    # Not through wait_for, whose coroutine an idle subscription would
+                    # keep for as long as it waits: 0.3 KiB each.
+                    await self._waiter
+                else:
+                    await asyncio.wait_for(self._waiter, quiet_seconds)
             except TimeoutError:
                 return None
             finally:

@@ -85,3 +85,30 @@ def test_sigterm_to_a_worker_mid_task_finishes_the_task_once(
     assert final["attempts"] == 1
     statuses = [event.status for event in logged_events(stack.database_url, task["id"])]
     assert statuses.count("COMPLETED") == 1
+
+
+@pytest.fixture
+def uvicorns_protocol(make_stack: Callable[..., Stack]) -> tuple[Stack, Process, str]:
+    """As `stopping`, with the API on uvicorn's own WebSocket protocol."""
+    stack = make_stack()
+    api = stack.start_api(AITASKS_WS_PROTOCOL="uvicorn")
+    return stack, api, str(insert_pending_task(stack.database_url, "never runs").id)
+
+
+async def test_with_uvicorns_own_websocket_protocol_subscriptions_are_served_and_closed_with_1001(
+    uvicorns_protocol: tuple[Stack, Process, str],
+) -> None:
+    stack, api, waiting = uvicorns_protocol
+    subprotocols = [Subprotocol("graphql-transport-ws")]
+    async with websockets.connect(stack.ws_url, subprotocols=subprotocols) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": TASK_STATUS, "variables": {"id": waiting}}
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        assert json.loads(await ws.recv())["payload"]["data"]["taskStatus"]["status"] == "PENDING"
+
+        os.kill(api.popen.pid, signal.SIGTERM)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), SHUTDOWN_SECONDS)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1001

@@ -4,12 +4,16 @@ task that asked the same, each subscriber still getting its own whole stream."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
+import pytest
+import websockets
 from graphql import parse
 from graphql.execution import Executor
 from prometheus_client.parser import text_string_to_metric_families
+from websockets import Subprotocol
 
 from graphql_app.websocket import SUBFIELDS_MEMO
 from schema import schema
@@ -18,6 +22,7 @@ from tests.fixtures.stack import Stack
 from tests.fixtures.tasks import ARTIFACT, change_task, insert_pending_task, send_all
 
 SUBSCRIBERS = 5
+CLOSE_WAIT_SECONDS = 10.0
 SENT = "aitasks_subscription_updates_total"
 
 
@@ -136,3 +141,27 @@ def test_graphql_core_keeps_its_subfield_memo_where_the_shared_path_resets_it() 
 
     assert isinstance(executor, Executor)
     assert isinstance(getattr(executor, SUBFIELDS_MEMO), dict)
+
+
+async def _refused_message(url: str, message: str | bytes) -> tuple[int, str]:
+    """Open a socket, init it, send `message`; the close the server answers with."""
+    subprotocols = [Subprotocol("graphql-transport-ws")]
+    async with websockets.connect(url, subprotocols=subprotocols) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(message)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), CLOSE_WAIT_SECONDS)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+def test_a_message_that_is_not_json_text_closes_the_socket_with_4400(stack: Stack) -> None:
+    assert asyncio.run(_refused_message(stack.ws_url, "{not json")) == (
+        4400,
+        "WebSocket message must be valid JSON",
+    )
+    assert asyncio.run(_refused_message(stack.ws_url, b'{"type": "ping"}')) == (
+        4400,
+        "WebSocket message type must be text",
+    )
