@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
@@ -55,6 +54,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
+from graphql_app.sharing import SharedValues
 from schema import QueryLimits, Schema
 from schema.context import Context, Services
 from schema.errors import for_client
@@ -86,6 +86,16 @@ SUBFIELDS_MEMO = "_relevant_sub_fields"
 # change reaches all subscribers of its task within milliseconds, so a few per task
 # being followed suffice; each entry is one update's JSON.
 RESULTS_CACHED = 1024
+# Texts an open subscription keeps that its client chose (its document, its variables,
+# the base URL its host header makes): one copy each for every subscription that sent
+# the same, for at most this many texts of at most this many characters.
+SHARED_TEXTS = 1024
+SHARED_TEXT_MAX_CHARS = 16 * 1024
+_shared_texts: SharedValues[str] = SharedValues(SHARED_TEXTS, SHARED_TEXT_MAX_CHARS)
+
+
+def _share(text: str) -> str:
+    return _shared_texts.share(text, len(text))
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,10 +258,10 @@ class Subscriber:
     def of(
         cls, prepared: Prepared, variables: dict[str, Any] | None, context: Context
     ) -> Subscriber:
-        # Interned: the same few for every subscriber, who keeps them while it is open.
-        base_url = sys.intern(context.settings.public_url or str(context.request.base_url))
+        # Shared: the same few for every subscriber, who keeps them while it is open.
+        base_url = _share(context.settings.public_url or str(context.request.base_url))
         shaping = variables if prepared.variables_shape_result else None
-        canonical = sys.intern(json.dumps(shaping, sort_keys=True, default=str))
+        canonical = _share(json.dumps(shaping, sort_keys=True, default=str))
         return cls(prepared, variables, base_url, context.services, (prepared, canonical, base_url))
 
 
@@ -317,7 +327,7 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         payload: Any = message.get("payload")
         if isinstance(payload, dict) and isinstance(payload.get("query"), str):
             # Clients send the same few documents: every operation then holds one copy.
-            payload["query"] = sys.intern(payload["query"])
+            payload["query"] = _share(payload["query"])
         await super().handle_subscribe(message)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:

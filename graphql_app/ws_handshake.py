@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from graphql_app.sharing import SharedValues
+
 # RFC 6455 section 1.3: the key's hash is taken with this GUID appended.
 ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 VERSION = b"13"
@@ -25,7 +27,8 @@ CRLF = b"\r\n"
 # Headers that are the same on most connections (set by the client's library, its
 # browser, the load balancer), kept once for all: an idle socket's scope holds its
 # headers for as long as it is open, eleven of them from a websockets client, 1.1 KiB.
-# At most this many distinct ones are shared, so odd clients cannot grow the table.
+# At most SHARED_HEADERS_MAX distinct ones are kept, none longer than
+# SHARED_HEADER_MAX_BYTES, so odd clients cannot grow the table.
 SHARED_HEADER_NAMES = frozenset(
     {
         b"host",
@@ -45,11 +48,14 @@ SHARED_HEADER_NAMES = frozenset(
     }
 )
 SHARED_HEADERS_MAX = 1024
+SHARED_HEADER_MAX_BYTES = 512
 # Names of headers whose values differ on every connection, shared by name only.
 OWN_VALUE_NAMES = (b"sec-websocket-key", b"cookie", b"authorization", b"x-forwarded-for")
 
 Headers = list[tuple[bytes, bytes]]
-_shared_headers: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+_shared_headers: SharedValues[tuple[bytes, bytes]] = SharedValues(
+    SHARED_HEADERS_MAX, SHARED_HEADER_MAX_BYTES
+)
 _shared_names = {name: name for name in OWN_VALUE_NAMES}
 
 
@@ -164,12 +170,7 @@ def _shared(header: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
     name, value = header
     if name not in SHARED_HEADER_NAMES:
         return (_shared_names.get(name, name), value)
-    known = _shared_headers.get(header)
-    if known is not None:
-        return known
-    if len(_shared_headers) < SHARED_HEADERS_MAX:
-        _shared_headers[header] = header
-    return header
+    return _shared_headers.share(header, len(value))
 
 
 def _values(headers: Headers, name: bytes) -> list[bytes]:
