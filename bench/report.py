@@ -116,8 +116,9 @@ def render(results: dict[str, dict[str, Any]], benchmarks: list[Benchmark]) -> s
         "here is asserted. Read them as sizes, not guarantees.",
         "",
         "`python -m bench --profile NAME` also samples each API process with py-spy (if "
-        "installed) and keeps the profiles with the logs; `python -m bench.profiles FILE` "
-        "shows where the time went. `--keep-logs` keeps every process's log.",
+        "installed), and the pipeline's workers with their pool processes, and keeps the "
+        "profiles with the logs; `python -m bench.profiles FILE` shows where the time went. "
+        "`--keep-logs` keeps every process's log.",
         "",
         f"Last run: {latest['date']}, `{latest['command']}`.",
         "",
