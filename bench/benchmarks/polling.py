@@ -23,6 +23,8 @@ CHANGES = round(TASKS / CHANGE_INTERVAL_SECONDS * WINDOW_SECONDS)
 SETUP_SECONDS = 60.0
 DRAIN_SECONDS = 10.0
 PHASES = ("writer alone", "subscription", "polling")
+# The API's request log (graphql_app/logs.py), read as text lines.
+REQUEST_LOGGER = "aitasks.requests"
 
 METHOD = f"""\
 {TASKS} tasks, each changed every {CHANGE_INTERVAL_SECONDS:g} s by the writer process (as in
@@ -31,7 +33,8 @@ three phases measured side by side in one run, each with fresh tasks and its own
 process: the writer alone (the baseline), {TASKS} `taskStatus` subscriptions (one WebSocket
 each), and {TASKS} clients polling the `task` query every {POLL_INTERVAL_SECONDS:g} s (as
 the README's polling fallback; HTTP keep-alive). Server work is counted on the server:
-HTTP requests and WebSocket handshakes from the API's access log; database work from
+HTTP requests and WebSockets from the API's request log (a line per request, and per
+WebSocket when it ends; uvicorn's access log is off); database work from
 PostgreSQL's own statistics for the benchmark's database (`pg_stat_database`
 transactions, `pg_stat_user_tables` sequential + index scans of `tasks` and
 `task_events`, about one per statement). pg_stat_statements is not in the embedded
@@ -62,11 +65,16 @@ class Phase:
     seen: Seen
 
 
-def _access_log_counts(api: Api | None) -> tuple[int, int]:
+def _request_log_counts(api: Api | None) -> tuple[int, int]:
+    """POSTs to /graphql and WebSockets on it, from the API's request log (text lines,
+    graphql_app/logs.py), read once the API has stopped and every socket has ended."""
     if api is None:
         return 0, 0
     log = api.child.log_path.read_text(errors="replace")
-    return log.count('"POST /graphql'), log.count('"WebSocket /graphql" [accepted]')
+    lines = [line for line in log.splitlines() if f"{REQUEST_LOGGER}: " in line]
+    posts = sum(f"{REQUEST_LOGGER}: POST /graphql " in line for line in lines)
+    sockets = sum(f"{REQUEST_LOGGER}: WEBSOCKET /graphql " in line for line in lines)
+    return posts, sockets
 
 
 def _first_seen(
@@ -145,7 +153,11 @@ CLIENTS = {"writer alone": _writer_alone, "subscription": _subscription, "pollin
 async def _phase(bench: Stack, name: str, task_ids: list[str]) -> Phase:
     await dbstats.wait_quiet(bench.database_url)
     before = await dbstats.read(bench.database_url)
-    api = None if name == "writer alone" else await bench.start_api(f"api-{name}")
+    api = (
+        None
+        if name == "writer alone"
+        else await bench.start_api(f"api-{name}", AITASKS_LOG_FORMAT="text")
+    )
     cpu_before = api.cpu_seconds() if api else 0.0
     writer = await bench.writer(f"writer-{name}")
     seen = await CLIENTS[name](bench, api, task_ids, writer)
@@ -153,7 +165,7 @@ async def _phase(bench: Stack, name: str, task_ids: list[str]) -> Phase:
     await bench.close()  # every process of the phase: their counters are then published
     await dbstats.wait_quiet(bench.database_url)
     counters = await dbstats.read(bench.database_url) - before
-    requests, handshakes = _access_log_counts(api)
+    requests, handshakes = _request_log_counts(api)
     return Phase(name, counters, requests, handshakes, cpu, seen)
 
 
