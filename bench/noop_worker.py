@@ -3,9 +3,9 @@
 The app is `tasks.celery_app.create_celery_app`, the product's, so broker, transport
 options, late acknowledgement, prefetch and task events are the same; it has one task,
 which does nothing, routed to the text-generation queue. `python -m bench.noop_worker`
-runs it as `aitasks worker` runs its app (`tasks.worker.start_worker`): the same queues,
-the same options, the same concurrency (AITASKS_WORKER_CONCURRENCY, else one process
-per core), but no beat (the sweep has no body here).
+runs it with the command line `aitasks worker` gives its app (`tasks.worker.worker_argv`):
+the same queues, the same options, the same concurrency (AITASKS_WORKER_CONCURRENCY,
+else one process per core), but no beat (the sweep has no body here).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from bench.limits import exit_with_parent
 from graphql_app.settings import Settings, get_settings
 from persistence.models import TaskKind
 from tasks.celery_app import QUEUES, create_celery_app
-from tasks.worker import all_queues
+from tasks.worker import all_queues, worker_argv
 
 NOOP_TASK_NAME = "aitasks.bench.noop"
 NOOP_QUEUE = QUEUES[TaskKind.TEXT_GENERATION]
@@ -54,19 +54,7 @@ def main() -> None:
     )
     settings = get_settings()
     app = create_noop_app(settings)
-    queues = ",".join(all_queues())
-    argv = [
-        "worker",
-        "--queues",
-        queues,
-        "--loglevel",
-        "INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    if settings.worker_concurrency:
-        argv += ["--concurrency", str(settings.worker_concurrency)]
-    app.worker_main(argv)
+    app.worker_main(worker_argv(all_queues(), beat=False, concurrency=settings.worker_concurrency))
 
 
 if __name__ == "__main__":

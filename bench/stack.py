@@ -111,8 +111,7 @@ class Stack:
     async def start_api(self, name: str = "api", **settings: str) -> Api:
         """`aitasks api` on a free port of 127.0.0.1, with these AITASKS_ settings."""
         api = await self.start_server(name, "bench.api_server", **settings)
-        if self.profile:
-            api.profiler = await self._profile(name, api.child.pid)
+        api.profiler = await self.profile_process(name, api.child.pid)
         return api
 
     async def start_server(self, name: str, module: str, **settings: str) -> Api:
@@ -134,8 +133,11 @@ class Stack:
         await child.stop()
         self.children.remove(child)
 
-    async def _profile(self, name: str, pid: int) -> Child:
-        child, _ = await self.start_profiler(name, pid)
+    async def profile_process(self, name: str, pid: int, *options: str) -> Child | None:
+        """With --profile, py-spy on process `pid` (stopped with `stop_profiler`)."""
+        if not self.profile:
+            return None
+        child, _ = await self.start_profiler(name, pid, *options)
         return child
 
     async def start_profiler(

@@ -30,6 +30,7 @@ from strawberry.http import GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
+from websockets.frames import CloseCode
 
 from graphql_app.artifacts import download_artifact
 from graphql_app.auth import (
@@ -46,6 +47,7 @@ from graphql_app.logs import RequestLog
 from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
 from graphql_app.settings import Settings, get_settings
 from graphql_app.websocket import SharedSubscriptions, TransportHandler
+from graphql_app.ws_protocol import SHUTDOWN_REASON
 from persistence.creation import TaskInserts
 from persistence.database import POOL_SIZE, create_engine, create_pool, create_sessionmaker
 from persistence.events import TaskEventHub
@@ -77,9 +79,6 @@ MULTIPART_REFUSED = (
 # goes to Strawberry.
 PLAIN_REQUEST_KEYS = frozenset({"query", "variables", "operationName"})
 
-# The close code for "this server is stopping": clients reconnect, elsewhere.
-GOING_AWAY = 1001
-GOING_AWAY_REASON = "server shutting down"
 WEBSOCKETS = Gauge("aitasks_websockets_open", "WebSockets open and past connection_init.")
 
 # Where the HTTP gate leaves the caller for the operation's context, and where a
@@ -204,7 +203,11 @@ class GraphQLApp(GraphQL[Context, None]):
         for send in list(self._open.values()):
             with contextlib.suppress(Exception):
                 await send(
-                    {"type": "websocket.close", "code": GOING_AWAY, "reason": GOING_AWAY_REASON}
+                    {
+                        "type": "websocket.close",
+                        "code": CloseCode.GOING_AWAY,
+                        "reason": SHUTDOWN_REASON,
+                    }
                 )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 from uvicorn import Config
 from uvicorn.server import ServerState
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
 from graphql_app import ws_handshake
@@ -45,11 +45,7 @@ HANDSHAKE_MAX_BYTES = 64 * 1024
 CLOSE_TIMEOUT_SECONDS = 10.0
 # A keepalive ping's payload; any frame from the client counts as its answer.
 PING_PAYLOAD = b"aitasks"
-GOING_AWAY = 1001
-ABNORMAL_CLOSURE = 1006
-INTERNAL_ERROR = 1011
-INVALID_DATA = 1007
-NORMAL_CLOSURE = 1000
+# Sent with 1001 (going away) when the server stops, by this protocol and by the app.
 SHUTDOWN_REASON = "server shutting down"
 
 # Where a socket is: reading the request head, waiting for the app's accept, sending
@@ -186,7 +182,7 @@ class LeanWebSocket(asyncio.Protocol):
             self._timer = None
         close = self._ws.close_rcvd if self._ws is not None else None
         self._disconnected(
-            close.code if close is not None else ABNORMAL_CLOSURE,
+            close.code if close is not None else CloseCode.ABNORMAL_CLOSURE,
             close.reason if close is not None else "",
         )
         self._resume_senders()
@@ -205,7 +201,7 @@ class LeanWebSocket(asyncio.Protocol):
         if self._state == CONNECTING:
             self._refuse(HTTPStatus.SERVICE_UNAVAILABLE)
         elif self._state == OPEN:
-            self._close(GOING_AWAY, SHUTDOWN_REASON)
+            self._close(CloseCode.GOING_AWAY, SHUTDOWN_REASON)
         elif self._state in (HEAD, RESPONSE):
             self._close_transport()
 
@@ -215,7 +211,7 @@ class LeanWebSocket(asyncio.Protocol):
             return
         if self._pinged_at:
             if timeout is not None and now - self._pinged_at >= timeout:
-                self._fail(INTERNAL_ERROR, "keepalive ping timeout")
+                self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
         elif now - self._heard_at >= interval:
             self._pinged_at = now
             self._send_frame(Opcode.PING, PING_PAYLOAD)
@@ -251,7 +247,9 @@ class LeanWebSocket(asyncio.Protocol):
         elif self._state == OPEN and kind == "websocket.send":
             self._send_data(message)
         elif self._state == OPEN and kind == "websocket.close":
-            self._close(message.get("code") or NORMAL_CLOSURE, message.get("reason") or "")
+            self._close(
+                message.get("code") or CloseCode.NORMAL_CLOSURE, message.get("reason") or ""
+            )
         elif self._state in (CLOSING, CLOSED):
             raise ClientDisconnected(f"the WebSocket is closed; {kind!r} not sent")
         else:
@@ -358,7 +356,7 @@ class LeanWebSocket(asyncio.Protocol):
         headers = [*self._server.default_headers, (b"content-type", b"text/plain")]
         self._write(ws_handshake.response(status, headers, status.phrase.encode()))
         self._close_transport()
-        self._disconnected(ABNORMAL_CLOSURE, "")
+        self._disconnected(CloseCode.ABNORMAL_CLOSURE, "")
 
     # The app's task
 
@@ -372,13 +370,13 @@ class LeanWebSocket(asyncio.Protocol):
             await self._server.app(scope, self.receive, self.send)
         except Exception:
             logger.exception("Exception in ASGI application")
-            self._end(INTERNAL_ERROR)
+            self._end(CloseCode.INTERNAL_ERROR)
         except BaseException:
             # Cancelled: uvicorn's graceful shutdown ran out. The socket goes with it.
-            self._end(GOING_AWAY)
+            self._end(CloseCode.GOING_AWAY)
             raise
         else:
-            self._end(NORMAL_CLOSURE)
+            self._end(CloseCode.NORMAL_CLOSURE)
 
     def _end(self, code: int) -> None:
         """The app returned: a socket it left open is closed, a request it never
@@ -412,7 +410,7 @@ class LeanWebSocket(asyncio.Protocol):
             self._state = CLOSING
             close = self._ws.close_rcvd or self._ws.close_sent
             self._disconnected(
-                close.code if close is not None else ABNORMAL_CLOSURE,
+                close.code if close is not None else CloseCode.ABNORMAL_CLOSURE,
                 close.reason if close is not None else "",
             )
         self._flush()
@@ -452,7 +450,7 @@ class LeanWebSocket(asyncio.Protocol):
         try:
             text = str(data, "utf-8")
         except UnicodeDecodeError:
-            self._fail(INVALID_DATA, "invalid UTF-8 in a text message")
+            self._fail(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")
             return
         self._deliver({"type": "websocket.receive", "text": text})
 

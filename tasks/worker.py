@@ -158,13 +158,8 @@ def start_flower(settings: Settings, port: int) -> None:
     app.start(["flower", f"--port={port}", f"--address={settings.host}"])
 
 
-def start_worker(
-    settings: Settings, *, queues: list[str] | None, beat: bool, concurrency: int | None
-) -> None:
-    """Run a Celery worker in this process until it is told to stop."""
-    queues = queues or all_queues()
-    check_queues(queues)
-    app = create_worker_app(settings)
+def worker_argv(queues: list[str], *, beat: bool, concurrency: int | None) -> list[str]:
+    """`celery worker`'s command line for these queues, as `aitasks worker` runs it."""
     argv = [
         "worker",
         "--queues",
@@ -180,4 +175,14 @@ def start_worker(
         argv += ["--concurrency", str(concurrency)]
     if beat:
         argv.append("--beat")
-    app.worker_main(argv)
+    return argv
+
+
+def start_worker(
+    settings: Settings, *, queues: list[str] | None, beat: bool, concurrency: int | None
+) -> None:
+    """Run a Celery worker in this process until it is told to stop."""
+    queues = queues or all_queues()
+    check_queues(queues)
+    app = create_worker_app(settings)
+    app.worker_main(worker_argv(queues, beat=beat, concurrency=concurrency))

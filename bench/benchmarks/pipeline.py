@@ -82,10 +82,8 @@ async def _pipeline(bench: Stack, progress: Progress, agent: Agent, target: Targ
     """A fresh worker; TASKS tasks created through the API; until all are COMPLETED."""
     worker = await start_worker(bench, "worker", "bench.worker_server", **WORKER_SETTINGS)
     # With --profile: every process of the worker, its pool included.
-    profiler = (
-        (await bench.start_profiler("worker", worker.pid, "--subprocesses", "--full-filenames"))[0]
-        if bench.profile
-        else None
+    profiler = await bench.profile_process(
+        "worker", worker.pid, "--subprocesses", "--full-filenames"
     )
     try:
         since = await progress.now()
