@@ -5,8 +5,9 @@ Parameters: `http_url`, `ws_url`.
 Commands:
 - `measure` (count, gap_seconds, timeout_seconds): one task at a time, as a person's
   client does it: send `createTask` over HTTP, subscribe to the new task's `taskStatus`
-  on a WebSocket opened beforehand, wait until the task has ended, wait `gap_seconds`,
-  next (with `stop_at_miss`, stop after a task not claimed within the timeout).
+  on a WebSocket opened beforehand, wait until the task has ended (with `until_text`:
+  until its first text), wait `gap_seconds`, next (with `stop_at_miss`, stop after a
+  task not claimed within the timeout).
   Replies `measured` with one row per task: [task id, sent, answered, first PROCESSING
   received, first text received] (`time.time()` seconds; None if never seen).
 - `load` (rate): from now on, create `rate` tasks per second on an open-loop schedule
@@ -44,6 +45,7 @@ class Follows:
         self.processing: dict[str, float] = {}
         self.text: dict[str, float] = {}
         self.ended: dict[str, asyncio.Event] = {}
+        self.has_text: dict[str, asyncio.Event] = {}
         self.errors: list[str] = []
 
     def on_next(self, operation_id: str, payload: dict[str, Any], received: float) -> None:
@@ -57,15 +59,17 @@ class Follows:
             self.processing.setdefault(operation_id, received)
         if update.get("delta") or (update.get("task") or {}).get("result"):
             self.text.setdefault(operation_id, received)
+            self.has_text[operation_id].set()
         if update["status"] in TERMINAL:
             self.ended[operation_id].set()
 
     def on_error(self, operation_id: str, payload: Any) -> None:
         self.errors.append(repr(payload)[:300])
-        self.ended[operation_id].set()
+        self.on_complete(operation_id)
 
     def on_complete(self, operation_id: str) -> None:
         self.ended[operation_id].set()
+        self.has_text[operation_id].set()
 
 
 async def _create(client: httpx.AsyncClient, url: str) -> str:
@@ -85,12 +89,14 @@ async def _measure(params: dict[str, Any], args: dict[str, Any]) -> list[list[An
             for number in range(args["count"]):
                 operation = str(number)
                 follows.ended[operation] = asyncio.Event()
+                follows.has_text[operation] = asyncio.Event()
                 sent = time.time()
                 task_id = await _create(client, params["http_url"])
                 answered = time.time()
                 await socket.subscribe(operation, TASK_STATUS, {"id": task_id})
+                awaited = follows.has_text if args.get("until_text") else follows.ended
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(follows.ended[operation].wait(), args["timeout_seconds"])
+                    await asyncio.wait_for(awaited[operation].wait(), args["timeout_seconds"])
                 processing = follows.processing.get(operation)
                 text = follows.text.get(operation)
                 rows.append([task_id, sent, answered, processing, text])
