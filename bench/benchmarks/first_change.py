@@ -166,7 +166,12 @@ async def _client(bench: Stack, name: str, http_url: str, ws_url: str) -> Agent:
 
 
 async def _measure(
-    client: Agent, count: int, *, loaded: bool = False, gap: float = GAP_SECONDS
+    client: Agent,
+    count: int,
+    *,
+    loaded: bool = False,
+    gap: float = GAP_SECONDS,
+    until_text: bool = False,
 ) -> list[Sample]:
     timeout = LOAD_TASK_TIMEOUT_SECONDS if loaded else TASK_TIMEOUT_SECONDS
     reply = await client.request(
@@ -177,9 +182,7 @@ async def _measure(
         gap_seconds=gap,
         timeout_seconds=timeout,
         stop_at_miss=loaded,
-        # At the demo model's own pace a task writes for seconds: the next one is made
-        # once this one's first text is seen, as a person trying the service does.
-        until_text=gap == BUSY_GAP_SECONDS,
+        until_text=until_text,
     )
     return _samples(reply["rows"])
 
@@ -307,7 +310,9 @@ async def _busy(bench: Stack, client: Agent, concurrency: int | None) -> Busy:
     name = f"worker-demo-pace-{concurrency or 'default'}"
     worker = await start_worker(bench, name, "bench.worker_server", **settings)
     try:
-        samples = await _measure(client, BUSY_TASKS, gap=BUSY_GAP_SECONDS)
+        # At the demo model's pace a task writes for seconds: the next one is made once
+        # this one's first text is seen, as a person trying the service does.
+        samples = await _measure(client, BUSY_TASKS, gap=BUSY_GAP_SECONDS, until_text=True)
         pss = tree_memory(worker.pid).pss / 2**20
     finally:
         await bench.stop_process(worker)
