@@ -9,7 +9,8 @@ Commands:
   until its first text), wait `gap_seconds`, next (with `stop_at_miss`, stop after a
   task not claimed within the timeout).
   Replies `measured` with one row per task: [task id, sent, answered, first PROCESSING
-  received, first text received] (`time.time()` seconds; None if never seen).
+  received, first text received, first update of any kind received] (`time.time()`
+  seconds; None if never seen).
 - `load` (rate): from now on, create `rate` tasks per second on an open-loop schedule
   (a slow answer does not delay the next create), over a few keep-alive connections.
   Replies `loading` at once.
@@ -42,6 +43,7 @@ class Follows:
     """What each subscription saw: its first PROCESSING and its first text."""
 
     def __init__(self) -> None:
+        self.first: dict[str, float] = {}
         self.processing: dict[str, float] = {}
         self.text: dict[str, float] = {}
         self.ended: dict[str, asyncio.Event] = {}
@@ -53,6 +55,7 @@ class Follows:
         if not update:
             self.errors.append(repr(payload)[:300])
             return
+        self.first.setdefault(operation_id, received)
         # An update may carry the first text and the claim at once (a task already
         # streaming when the subscription's first update was read).
         if update["status"] != "PENDING":
@@ -99,7 +102,8 @@ async def _measure(params: dict[str, Any], args: dict[str, Any]) -> list[list[An
                     await asyncio.wait_for(awaited[operation].wait(), args["timeout_seconds"])
                 processing = follows.processing.get(operation)
                 text = follows.text.get(operation)
-                rows.append([task_id, sent, answered, processing, text])
+                first = follows.first.get(operation)
+                rows.append([task_id, sent, answered, processing, text, first])
                 if processing is None and args.get("stop_at_miss"):
                     break  # the queue is behind: every later task would wait as long
                 await asyncio.sleep(args["gap_seconds"])
