@@ -72,8 +72,8 @@ time, the next {GAP_SECONDS * 1000:g} ms after the last one ended, {ROUNDS} roun
 {TASKS_PER_ROUND} tasks after {WARMUP_TASKS} unmeasured; **under load**, the same
 while another process creates {LOAD_RATE:g} tasks/s on an open-loop schedule (each one
 run by the same worker), {ROUNDS} rounds of {LOAD_TASKS_PER_ROUND}. Figures are the
-median over rounds of each round's percentile (p99 of {TASKS_PER_ROUND} samples is the
-slowest but one). Then a **timeline**: {TIMELINE_TASKS} more idle tasks with Redis
+median over rounds of each round's percentile (p99 of {TASKS_PER_ROUND} samples, nearest
+rank, is the slowest). Then a **timeline**: {TIMELINE_TASKS} more idle tasks with Redis
 `MONITOR` on, which stamps each command with the server's clock (the same machine's): the
 API's enqueue script (its PUBLISH of the PENDING change), the worker's main process
 storing the message as unacknowledged (kombu does it as soon as BRPOP has handed it
