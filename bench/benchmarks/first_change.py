@@ -8,6 +8,7 @@ import dataclasses
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +53,8 @@ IDLE_P50_MS, IDLE_P99_MS, LOAD_P99_MS = 20.0, 50.0, 100.0
 # The demo model answers at once: the first token is there as soon as the work starts.
 WORKER_SETTINGS = {"AITASKS_DEMO_DURATION_SECONDS": "0"}
 REDIS_START_SECONDS = 15.0
-MONITOR_SETTLE_SECONDS = 0.3
+# MONITOR answers at once on a live Redis; longer than this, something is wrong.
+MONITOR_WAIT_SECONDS = 10.0
 COUNTS = text("SELECT count(*) FILTER (WHERE status = 'COMPLETED'), count(*) FROM tasks")
 
 METHOD = f"""\
@@ -187,31 +189,50 @@ async def _measure(
     return _samples(reply["rows"])
 
 
-@dataclass
 class Monitor:
     """Every command Redis runs while it is on: (server time, command text)."""
 
-    client: Redis
-    commands: list[tuple[float, str]] = dataclasses.field(default_factory=list)
-    reader: asyncio.Task[None] | None = None
+    def __init__(self, redis_url: str) -> None:
+        self.redis_url = redis_url
+        self.commands: list[tuple[float, str]] = []
+        self._started = asyncio.Event()
+        self._marker = f"first-change-marker-{uuid.uuid4().hex}"
+        self._marked = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
 
     async def _read(self) -> None:
-        async with self.client.monitor() as monitor:
-            async for command in monitor.listen():
-                self.commands.append((float(command["time"]), str(command["command"])))
+        client = Redis.from_url(self.redis_url)
+        try:
+            async with client.monitor() as monitor:
+                self._started.set()
+                async for command in monitor.listen():
+                    text_of = str(command["command"])
+                    self.commands.append((float(command["time"]), text_of))
+                    if self._marker in text_of:
+                        self._marked.set()
+        finally:
+            await client.aclose()
 
     async def __aenter__(self) -> Monitor:
-        self.reader = asyncio.create_task(self._read())
-        await asyncio.sleep(MONITOR_SETTLE_SECONDS)
+        self._reader = asyncio.create_task(self._read())
+        await asyncio.wait_for(self._started.wait(), MONITOR_WAIT_SECONDS)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await asyncio.sleep(MONITOR_SETTLE_SECONDS)
-        assert self.reader is not None
-        self.reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.reader
-        await self.client.aclose()
+        # The feed is in the order Redis ran the commands: once a command sent now shows
+        # in it, everything before it has too.
+        assert self._reader is not None
+        try:
+            client = Redis.from_url(self.redis_url)
+            try:
+                await client.echo(self._marker)
+            finally:
+                await client.aclose()
+            await asyncio.wait_for(self._marked.wait(), MONITOR_WAIT_SECONDS)
+        finally:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
 
     def first(self, task_id: str, *marks: str) -> float | None:
         for stamp, command in self.commands:
@@ -230,7 +251,7 @@ TIMELINE_STEPS = [
 async def _timeline(client: Agent, redis_url: str) -> list[list[float | None]]:
     """Per task: ms after the client sent createTask of each TIMELINE_STEPS, then the
     client's answer, its subscription's first update and its first PROCESSING."""
-    async with Monitor(Redis.from_url(redis_url)) as monitor:
+    async with Monitor(redis_url) as monitor:
         reply = await client.request(
             "measure",
             "measured",
