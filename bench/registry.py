@@ -6,6 +6,7 @@ from bench.benchmarks import (
     create,
     eventlog,
     fanout,
+    first_change,
     idle,
     latency,
     memory,
@@ -17,6 +18,7 @@ from bench.core import Benchmark
 
 BENCHMARKS: list[Benchmark] = [
     latency.BENCHMARK,
+    first_change.BENCHMARK,
     fanout.BENCHMARK,
     idle.BENCHMARK,
     polling.BENCHMARK,
