@@ -6,6 +6,7 @@ update as it arrives, so the test can act in the middle of a task.
     python -m tests.multihost.client create URL INPUT_JSON
     python -m tests.multihost.client follow TASK_ID URL [URL...]
     python -m tests.multihost.client download URL
+    python -m tests.multihost.client submit-and-follow CREATE_URL INPUT_JSON URL [URL...]
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def download(url: str) -> None:
             "size": len(data), "head": base64.b64encode(data[:8]).decode()})  # fmt: skip
 
 
-def _follow_one(url: str, task_id: str, after: int) -> tuple[int, bool]:
-    """Follow on one API from `after`; the last sequence seen and whether it completed."""
+def _follow_one(url: str, task_id: str, seen: list[int]) -> bool:
+    """Follow on one API from the last sequence in `seen`, adding each one that arrives;
+    whether the subscription completed."""
     ws_url = url.replace("http://", "ws://", 1) + "/graphql"
     with connect(
         ws_url,
@@ -64,7 +66,7 @@ def _follow_one(url: str, task_id: str, after: int) -> tuple[int, bool]:
     ) as ws:
         ws.send(json.dumps({"type": "connection_init"}))
         assert json.loads(ws.recv(TIMEOUT_SECONDS))["type"] == "connection_ack"
-        payload = {"query": TASK_STATUS, "variables": {"id": task_id, "after": after}}
+        payload = {"query": TASK_STATUS, "variables": {"id": task_id, "after": seen[-1]}}
         ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
         while True:
             message = json.loads(ws.recv(TIMEOUT_SECONDS))
@@ -73,9 +75,9 @@ def _follow_one(url: str, task_id: str, after: int) -> tuple[int, bool]:
             elif message["type"] == "next":
                 update = message["payload"]["data"]["taskStatus"]
                 _print({"update": update, "via": url})
-                after = update["sequence"]
+                seen.append(update["sequence"])
             elif message["type"] == "complete":
-                return after, True
+                return True
             else:
                 raise AssertionError(f"unexpected message: {message}")
 
@@ -83,12 +85,12 @@ def _follow_one(url: str, task_id: str, after: int) -> tuple[int, bool]:
 def follow(task_id: str, *urls: str) -> None:
     """From the first change, on the first API; when it goes away, on the next one,
     from the last sequence seen."""
-    after = 0
+    seen = [0]
     for url in urls:
         try:
-            after, done = _follow_one(url, task_id, after)
+            done = _follow_one(url, task_id, seen)
         except (ConnectionClosed, OSError, TimeoutError) as error:
-            _print({"lost": url, "after": after, "reason": type(error).__name__})
+            _print({"lost": url, "after": seen[-1], "reason": type(error).__name__})
             continue
         if done:
             _print({"completed": True})
@@ -96,7 +98,22 @@ def follow(task_id: str, *urls: str) -> None:
     _print({"completed": False})
 
 
-COMMANDS = {"healthy": healthy, "create": create, "download": download, "follow": follow}
+def submit_and_follow(create_url: str, task_input: str, *urls: str) -> None:
+    """Create a task, then follow it at once, as `follow` does."""
+    body = {"query": CREATE_TASK, "variables": {"input": json.loads(task_input)}}
+    response = httpx.post(f"{create_url}/graphql", json=body, timeout=TIMEOUT_SECONDS)
+    task_id = response.json()["data"]["createTask"]["id"]
+    _print({"created": task_id})
+    follow(task_id, *urls)
+
+
+COMMANDS = {
+    "healthy": healthy,
+    "create": create,
+    "download": download,
+    "follow": follow,
+    "submit-and-follow": submit_and_follow,
+}
 
 if __name__ == "__main__":
     COMMANDS[sys.argv[1]](*sys.argv[2:])

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class Cluster:
     redis_url: str
     env: dict[str, str]
     log_dir: Path
+    clients: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def host(self, name: str) -> Host:
         return self.network.hosts[name]
@@ -73,7 +74,7 @@ class Cluster:
 
     def start_client(self, *args: str) -> subprocess.Popen[str]:
         """A client command whose JSON lines the test reads as they come."""
-        return subprocess.Popen(
+        process = subprocess.Popen(
             self.host("client").command([sys.executable, "-m", "tests.multihost.client", *args]),
             env=self.env,
             cwd=REPOSITORY,
@@ -81,6 +82,18 @@ class Cluster:
             text=True,
             start_new_session=True,
         )
+        self.clients.append(process)
+        return process
+
+    def end_clients(self) -> None:
+        """Stop client commands a failed test left running."""
+        for process in self.clients:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+        self.clients.clear()
 
     def start_api(self, name: str) -> None:
         host = self.host(name)
@@ -225,3 +238,10 @@ def _build(network: Network, directory: Path) -> Cluster:
     for name in ("api1", "api2"):
         cluster.start_api(name)
     return cluster
+
+
+@pytest.fixture(autouse=True)
+def _client_commands_end(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "cluster" in request.fixturenames:
+        request.getfixturevalue("cluster").end_clients()

@@ -140,11 +140,18 @@ def test_with_the_link_from_a_worker_host_to_redis_cut_for_10_s_no_task_is_lost_
 def test_api_host_1_taken_away_while_followed_the_client_resumes_on_api_host_2_losing_nothing(
     cluster: Cluster,
 ) -> None:
-    task_id = _create(cluster, "api2", prompt="Keep following me", model="demo")
+    task_input = json.dumps({"prompt": "Keep following me", "model": "demo"})
+    # One client command creates the task and follows it at once, so that the task is
+    # still early in its run when the API host goes.
     follower = cluster.start_client(
-        "follow", task_id, cluster.api_url("api1"), cluster.api_url("api2")
+        "submit-and-follow",
+        cluster.api_url("api2"),
+        task_input,
+        cluster.api_url("api1"),
+        cluster.api_url("api2"),
     )
     assert follower.stdout is not None
+    task_id = json.loads(follower.stdout.readline())["created"]
     lines = []
     for raw in follower.stdout:
         lines.append(json.loads(raw))
