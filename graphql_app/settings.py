@@ -249,7 +249,7 @@ class Settings(BaseSettings):
     def effective_api_workers(self) -> int:
         if self.api_workers is not None:
             return self.api_workers
-        return (os.cpu_count() or 1) if self.env == "production" else 1
+        return usable_cores() if self.env == "production" else 1
 
     @property
     def json_logs(self) -> bool:
@@ -283,6 +283,13 @@ class Settings(BaseSettings):
                 "which starts an embedded Redis."
             )
         return self.database_url, self.redis_url
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's cpuset, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _scheme(url: str) -> str:

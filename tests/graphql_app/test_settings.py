@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from graphql_app.settings import ConfigurationError, Settings, load_settings
+from graphql_app.settings import ConfigurationError, Settings, load_settings, usable_cores
 
 
 @pytest.fixture(autouse=True)
@@ -115,5 +115,5 @@ def test_api_workers_default_to_one_in_development_and_one_per_core_in_productio
     chosen = Settings(_env_file=None, env="production", api_workers=3)  # type: ignore[call-arg]
 
     assert development.effective_api_workers == 1
-    assert production.effective_api_workers == (os.cpu_count() or 1)
+    assert production.effective_api_workers == usable_cores() >= 1
     assert chosen.effective_api_workers == 3
