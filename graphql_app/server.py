@@ -46,10 +46,18 @@ class Server(uvicorn.Server):
 
 
 def create_app_from_environment() -> FastAPI:
-    """The app of one process of several, from the same settings as its parent's."""
+    """The app of one process of several, from the same settings as its parent's.
+
+    A process uvicorn's supervisor started begins afresh (multiprocessing's spawn): it
+    ran no `aitasks` command, so logging is set up here as the command sets it up;
+    otherwise a library's handler (rich's, found in the scaling benchmark) formats
+    every request line, at three times the API's CPU per request."""
+    from graphql_app import logs
     from graphql_app.app import create_app
 
-    return create_app(get_settings())
+    settings = get_settings()
+    logs.configure(settings.json_logs)
+    return create_app(settings)
 
 
 def _config(app: FastAPI | str, settings: Settings, **extra: Any) -> uvicorn.Config:
