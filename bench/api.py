@@ -46,9 +46,15 @@ class Api:
         return f"ws://127.0.0.1:{self.port}/graphql"
 
     def cpu_seconds(self) -> float:
-        """CPU time (user and system) the API process has used so far."""
-        times = psutil.Process(self.child.pid).cpu_times()
-        return float(times.user + times.system)
+        """CPU time (user and system) the API has used so far: its process and, with
+        AITASKS_API_WORKERS above 1, the processes it started."""
+        process = psutil.Process(self.child.pid)
+        total = 0.0
+        for member in (process, *process.children(recursive=True)):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = member.cpu_times()
+                total += times.user + times.system
+        return total
 
     def rss(self) -> int:
         """The API process's resident memory, in bytes."""

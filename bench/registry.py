@@ -13,6 +13,7 @@ from bench.benchmarks import (
     pipeline,
     polling,
     profile,
+    scaling,
 )
 from bench.core import Benchmark
 
@@ -27,6 +28,7 @@ BENCHMARKS: list[Benchmark] = [
     pipeline.BENCHMARK,
     memory.BENCHMARK,
     profile.BENCHMARK,
+    scaling.BENCHMARK,
 ]
 
 

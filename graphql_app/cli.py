@@ -55,14 +55,19 @@ def run(with_flower: bool) -> None:
 
 
 @main.command()
-def api() -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    help="API processes on one port, each with its own Redis subscription (default: "
+    "AITASKS_API_WORKERS, else one per core in production and one in development).",
+)
+def api(workers: int | None) -> None:
     """Serve the GraphQL API (needs AITASKS_DATABASE_URL and AITASKS_REDIS_URL)."""
-    from graphql_app.app import create_app
     from graphql_app.server import serve
 
     settings = _settings()
     _services(settings)
-    serve(create_app(settings), settings)
+    serve(settings, workers)
 
 
 async def _serve_mcp(settings: Settings, key: str | None) -> None:

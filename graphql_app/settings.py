@@ -203,6 +203,12 @@ class Settings(BaseSettings):
     # `aitasks run` waits this long for its processes to stop before killing them.
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # --- Scaling out (docs/scaling.md) ---
+    # API processes `aitasks api` starts on one port; unset: one per core in production,
+    # one in development (where a reload or a debugger wants a single process). Each
+    # holds its own pools and its own Redis subscription.
+    api_workers: int | None = Field(default=None, ge=1, le=256)
+
     @field_validator("openai_api_key", "openai_base_url", "default_model", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -240,6 +246,12 @@ class Settings(BaseSettings):
         return min(2 * self.sweep_interval_seconds, self.visibility_timeout_seconds / 2)
 
     @property
+    def effective_api_workers(self) -> int:
+        if self.api_workers is not None:
+            return self.api_workers
+        return usable_cores() if self.env == "production" else 1
+
+    @property
     def json_logs(self) -> bool:
         return self.log_format == "json" if self.log_format else self.env == "production"
 
@@ -271,6 +283,13 @@ class Settings(BaseSettings):
                 "which starts an embedded Redis."
             )
         return self.database_url, self.redis_url
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (a container's cpuset, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _scheme(url: str) -> str:

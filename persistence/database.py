@@ -33,8 +33,16 @@ PING_AFTER_IDLE_SECONDS = 10.0
 
 
 def async_url(database_url: str) -> URL:
-    """`postgresql://...` as given by users and pgserver, with the asyncpg driver."""
-    return make_url(database_url).set(drivername="postgresql+asyncpg")
+    """`postgresql://...` as given by users and pgserver, with the asyncpg driver.
+
+    libpq's `sslmode` (the query parameter managed PostgreSQL hosts hand out) is asyncpg's
+    `ssl`, with the same values (disable, prefer, require, verify-ca, verify-full);
+    passed on unchanged, asyncpg would refuse it as an unknown argument."""
+    url = make_url(database_url).set(drivername="postgresql+asyncpg")
+    if "sslmode" in url.query:
+        mode = url.query["sslmode"]
+        url = url.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
+    return url
 
 
 def create_engine(database_url: str, application_name: str, *, pooled: bool = True) -> AsyncEngine:

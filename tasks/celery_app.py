@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
+from typing import Any
+
 from celery import Celery
 from kombu import Exchange, Queue
 
@@ -29,6 +32,15 @@ MAINTENANCE_QUEUE = "maintenance"
 BROKER_CONNECT_TIMEOUT_SECONDS = 2.0
 
 
+def broker_ssl(redis_url: str) -> dict[str, Any] | None:
+    """For a `rediss://` URL without `ssl_*` options, verify the server's certificate
+    as redis-py does; Kombu alone would then connect without checking it. Options in
+    the URL (ssl_cert_reqs, ssl_ca_certs, ssl_certfile, ssl_keyfile) take precedence."""
+    if not redis_url.startswith("rediss://"):
+        return None
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+
+
 def broker_url(redis_url: str) -> str:
     """Kombu names a Redis unix socket `redis+socket://`; redis-py says `unix://`."""
     if redis_url.startswith("unix://"):
@@ -43,6 +55,7 @@ def _queue(name: str) -> Queue:
 def create_celery_app(settings: Settings, redis_url: str) -> Celery:
     app = Celery("aitasks", broker=broker_url(redis_url), set_as_current=False)
     app.conf.update(
+        broker_use_ssl=broker_ssl(redis_url),
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = {
@@ -18,8 +19,11 @@ SERVICES = {
     "worker-text",
     "worker-image",
     "worker-data",
+    "scheduler",
     "flower",
 }
+# Task workers that `docker compose up --scale NAME=N` may run several copies of.
+SCALABLE_WORKERS = ("worker-text", "worker-image", "worker-data")
 
 
 def compose_command() -> list[str] | None:
@@ -78,3 +82,22 @@ def test_the_image_installs_the_project_as_make_run_does() -> None:
     assert "pip install ." in dockerfile
     for package in ("graphql_app", "schema", "tasks", "persistence"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_task_workers_scale_to_several_copies_with_one_sweeper_schedule() -> None:
+    resolved = config()
+    assert resolved.returncode == 0, resolved.stderr
+    services = yaml.safe_load(resolved.stdout)["services"]
+
+    for name in SCALABLE_WORKERS:
+        worker = services[name]
+        # A fixed container name or a published port would make a second copy fail.
+        assert "container_name" not in worker
+        assert not worker.get("ports")
+        assert "--no-beat" in worker["command"]
+    with_beat = [
+        name for name, service in services.items() if "--beat" in service.get("command", [])
+    ]
+    assert with_beat == ["scheduler"]
+    assert "maintenance" in services["scheduler"]["command"]
+    assert "deploy" not in services["scheduler"]

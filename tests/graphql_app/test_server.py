@@ -7,15 +7,25 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+import redis
 import websockets
 from websockets import Subprotocol
 
+from graphql_app.app import APPLICATION_NAME
 from graphql_app.settings import Settings
-from tests.fixtures.graphql import TASK_STATUS, create_task, get_task, poll_until_finished
-from tests.fixtures.stack import Process, Stack, wait_until
+from tests.fixtures.graphql import (
+    TASK_STATUS,
+    create_task,
+    follow,
+    get_task,
+    poll_until_finished,
+    subscribe,
+)
+from tests.fixtures.stack import START_TIMEOUT_SECONDS, Process, Stack, wait_until
 from tests.fixtures.tasks import insert_pending_task, logged_events
 
 pytestmark = pytest.mark.anyio
@@ -112,3 +122,80 @@ async def test_with_uvicorns_own_websocket_protocol_subscriptions_are_served_and
             await asyncio.wait_for(ws.recv(), SHUTDOWN_SECONDS)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 1001
+
+
+def _event_subscribers(redis_url: str) -> int:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        names = [entry["name"] for entry in client.client_list(_type="pubsub")]
+        return names.count(f"{APPLICATION_NAME}-events")
+    finally:
+        client.close()
+
+
+async def _follow_all(ws_url: str, task_id: str, count: int) -> list[list[dict[str, Any]]]:
+    async def one() -> list[dict[str, Any]]:
+        # after: 0, the whole story from the first change, however late this one joins.
+        variables = {"id": task_id, "after": 0}
+        return [update async for update in subscribe(ws_url, TASK_STATUS, variables, "taskStatus")]
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+def _assert_whole_story(updates: list[dict[str, Any]]) -> None:
+    sequences = [update["sequence"] for update in updates]
+    assert sequences == sorted(set(sequences)), sequences
+    assert updates[-1]["status"] == "COMPLETED"
+    streamed = "".join(update["delta"] or "" for update in updates)
+    assert streamed == updates[-1]["task"]["result"]
+
+
+@pytest.fixture
+def two_process_api(make_stack: Callable[..., Stack]) -> Stack:
+    """One `aitasks api` with AITASKS_API_WORKERS=2, once both processes listen for changes."""
+    stack = make_stack(AITASKS_DEMO_DURATION_SECONDS="2")
+    stack.start_worker()
+    stack.start_api(AITASKS_API_WORKERS="2")
+    wait_until(
+        lambda: _event_subscribers(stack.redis_url) == 2,
+        START_TIMEOUT_SECONDS,
+        "two API processes to subscribe to task changes",
+    )
+    return stack
+
+
+async def test_api_workers_serve_one_port_from_processes_each_with_its_own_redis_subscription(
+    two_process_api: Stack,
+) -> None:
+    task = create_task(two_process_api, prompt="Tell every process", model="demo")
+
+    followed = await _follow_all(two_process_api.ws_url, task["id"], SUBSCRIBERS * 2)
+
+    assert _event_subscribers(two_process_api.redis_url) == 2
+    for updates in followed:
+        _assert_whole_story(updates)
+
+
+@pytest.fixture
+def two_apis(make_stack: Callable[..., Stack]) -> Iterator[tuple[Stack, Stack]]:
+    """Two `aitasks api` processes, each on its own port, sharing PostgreSQL and Redis."""
+    stack = make_stack(AITASKS_DEMO_DURATION_SECONDS="2")
+    stack.start_worker()
+    stack.start_api()
+    other = Stack(stack.database_url, stack.redis_url, stack.env, stack.log_dir)
+    other.start_api()
+    yield stack, other
+    other.terminate()
+    other.wait_stopped()
+
+
+async def test_a_subscriber_on_one_api_process_gets_the_changes_of_a_task_created_through_another(
+    two_apis: tuple[Stack, Stack],
+) -> None:
+    here, there = two_apis
+    task = create_task(there, prompt="Made over there, watched here", model="demo")
+
+    updates = await follow(here, task["id"], after=0)
+
+    _assert_whole_story(updates)
+    assert updates[0]["sequence"] == 1

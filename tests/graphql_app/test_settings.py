@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from graphql_app.settings import ConfigurationError, load_settings
+from graphql_app.settings import ConfigurationError, Settings, load_settings, usable_cores
 
 
 @pytest.fixture(autouse=True)
@@ -107,3 +107,13 @@ def test_production_accepts_real_passwords_and_local_sockets(
     settings = load_settings()
 
     assert settings.introspection_enabled is False and settings.graphiql_enabled is False
+
+
+def test_api_workers_default_to_one_in_development_and_one_per_core_in_production() -> None:
+    development = Settings(_env_file=None, env="development")  # type: ignore[call-arg]
+    production = Settings(_env_file=None, env="production")  # type: ignore[call-arg]
+    chosen = Settings(_env_file=None, env="production", api_workers=3)  # type: ignore[call-arg]
+
+    assert development.effective_api_workers == 1
+    assert production.effective_api_workers == usable_cores() >= 1
+    assert chosen.effective_api_workers == 3
