@@ -142,6 +142,14 @@ class Settings(BaseSettings):
     # A PENDING task older than this whose message may have been lost is sent again.
     pending_requeue_seconds: float = Field(default=300.0, gt=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    # A sweeping worker's main process looks at Redis (its run_id, its queues) and
+    # PostgreSQL this often, so that it reconciles within seconds of an outage's end
+    # (see tasks/reconciler.py): one INFO, one LLEN per queue and priority, and a query.
+    reconcile_check_seconds: float = Field(default=2.0, gt=0)
+    # A due PENDING task not sent for this long, while its kind's queue is empty (Redis
+    # came back empty, or the API died between its commit and its send), is sent again;
+    # long enough for a create's own send to land first.
+    pending_orphan_seconds: float = Field(default=5.0, gt=0)
     # A worker holds a running task for this long and renews it while alive; a task whose
     # lease ran out belongs to a dead worker and is taken over.
     task_lease_seconds: float = Field(default=60.0, ge=1)

@@ -236,3 +236,22 @@ async def retry_later(
         RETRY_LATER, task_id, delta, attempt, error, _seconds(delay_seconds)
     )
     return _change(task_id, row, delta, result_reset=False)
+
+
+# Not a change a client sees (like a renewal), so `sequence` stays.
+RELEASE_LEASE = """
+    UPDATE tasks SET lease_expires_at = now()
+    WHERE id = $1 AND status = 'PROCESSING' AND lease_expires_at > now()
+    RETURNING attempts"""
+
+
+async def release_lease(connection: asyncpg.Connection, task_id: uuid.UUID) -> bool:
+    """End the lease of a running task whose worker process is known to be dead, so the
+    task can be claimed again at once instead of when the lease would have run out.
+    Returns whether a lease was ended.
+
+    The caller (the worker's main process) cannot tell which claim the dead process
+    held. If that process had already lost the task to another worker, this makes the
+    other worker's claim look lost too: the task restarts, but is still finished once.
+    """
+    return await connection.fetchval(RELEASE_LEASE, task_id) is not None
