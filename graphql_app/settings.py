@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     # came back empty, or the API died between its commit and its send), is sent again;
     # long enough for a create's own send to land first.
     pending_orphan_seconds: float = Field(default=5.0, gt=0)
+    # While PostgreSQL or Redis is unreachable, requests are answered 503 with this
+    # Retry-After: about how long a restart or a failover takes.
+    outage_retry_after_seconds: int = Field(default=5, ge=1)
     # A worker holds a running task for this long and renews it while alive; a task whose
     # lease ran out belongs to a dead worker and is taken over.
     task_lease_seconds: float = Field(default=60.0, ge=1)
