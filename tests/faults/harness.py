@@ -22,9 +22,9 @@ import httpx
 
 from persistence import admin
 from persistence.migrate import upgrade_to_head
+from tests.faults.servers import Postgres, Proxy, Redis
 from tests.fixtures.graphql import CREATE_TASK
 from tests.fixtures.stack import Stack, stack_env
-from tests.faults.servers import Postgres, Proxy, Redis
 
 # Seconds the demo model takes per task: long enough that a fault meets tasks mid-way.
 DEMO_SECONDS = 1.0

@@ -4,6 +4,7 @@ runs every case (tests/faults/__main__.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 import pytest
 
 from tests.faults.cases import SHORT, run
