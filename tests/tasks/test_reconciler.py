@@ -6,18 +6,23 @@ well before either could have helped.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
+import asyncpg
+import httpx
 import psutil
 import pytest
 
 from graphql_app.settings import Settings
 from tasks.celery_app import create_celery_app
 from tests.fixtures.graphql import create_task, get_task
-from tests.fixtures.stack import Process, Stack, wait_until
+from tests.fixtures.stack import Process, Stack, free_port, wait_until
 from tests.fixtures.tasks import insert_pending_task, logged_events, read_task
 
 # Seconds the demo model takes per task here: long enough to kill it at several points.
@@ -95,3 +100,54 @@ def test_sweeps_go_on_after_every_child_of_the_worker_was_killed(
         "the orphan to be sent again and completed",
     )
     assert completions(stack, str(orphan.id)) == 1
+
+
+def test_a_task_committed_by_an_api_killed_before_its_send_starts_within_seconds(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack()
+    stack.start_worker()
+    port = free_port()
+    env = {**stack.env, "AITASKS_PORT": str(port)}
+    log_path = stack.log_dir / f"crashing-api-{port}.log"
+    with log_path.open("wb") as log:
+        api = subprocess.Popen(
+            [sys.executable, "-m", "tests.fixtures.crashing_api", "api"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    stack.api_url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: api_answers(stack.api_url), 60, "the API to answer /healthz")
+
+    with pytest.raises(httpx.HTTPError):
+        create_task(stack, prompt="Committed, never sent")
+    assert api.wait(10) == -signal.SIGKILL
+    crashed_at = time.monotonic()
+
+    task_id = wait_until(lambda: only_task_id(stack), 10, "the committed task")
+    wait_until(
+        lambda: read_task(stack.database_url, task_id).status.value == "COMPLETED",
+        30,
+        "the task the API never sent to complete",
+    )
+    assert time.monotonic() - crashed_at < 30
+    assert completions(stack, task_id) == 1
+
+
+def api_answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def only_task_id(stack: Stack) -> str | None:
+    async def first() -> str | None:
+        connection = await asyncpg.connect(stack.database_url)
+        try:
+            return await connection.fetchval("SELECT id::text FROM tasks")
+        finally:
+            await connection.close()
+
+    return asyncio.run(first())
