@@ -153,9 +153,12 @@ class Settings(BaseSettings):
     # While PostgreSQL or Redis is unreachable, requests are answered 503 with this
     # Retry-After: about how long a restart or a failover takes.
     outage_retry_after_seconds: int = Field(default=5, ge=1)
-    # A worker holds a running task for this long and renews it while alive; a task whose
-    # lease ran out belongs to a dead worker and is taken over.
-    task_lease_seconds: float = Field(default=60.0, ge=1)
+    # A worker holds a running task for this long and renews it while alive (a third of
+    # it at a time); a task whose lease ran out belongs to a dead worker and is taken
+    # over. Short enough that the task of a worker whose main process died (which no
+    # one sees die) starts again within 30 s; long enough that a renewal held up by a
+    # 10 s network drop still lands in time.
+    task_lease_seconds: float = Field(default=20.0, ge=1)
     # The longest any task may run (the most `timeoutSeconds` may ask for); past it the
     # task ends FAILED. Celery kills a worker process still busy
     # task_kill_grace_seconds later.

@@ -239,9 +239,10 @@ async def retry_later(
 
 
 # Not a change a client sees (like a renewal), so `sequence` stays. $2: the claim whose
-# lease ends, or NULL for whichever holds the task.
+# lease ends, or NULL for whichever holds the task. A second in the past, so a claim in
+# the same transaction (whose now() is the same instant) finds it over too.
 RELEASE_LEASE = """
-    UPDATE tasks SET lease_expires_at = now()
+    UPDATE tasks SET lease_expires_at = now() - interval '1 second'
     WHERE id = $1 AND status = 'PROCESSING' AND lease_expires_at > now()
       AND ($2::int IS NULL OR attempts = $2::int)
     RETURNING attempts"""
