@@ -174,18 +174,22 @@ class ReconcilerStep(bootsteps.StartStopStep):
             self._thread.join(STOP_TIMEOUT_SECONDS)
 
     def _serve(self, reconciler: Reconciler) -> None:
-        runtime = WorkerRuntime(reconciler.settings)
+        # Nothing may end this thread but a stop: a worker whose reconciler died would
+        # strand tasks as silently as the lost beat process did.
+        runtime: WorkerRuntime | None = None
         try:
             while True:
                 try:
+                    runtime = runtime or WorkerRuntime(reconciler.settings)
                     reconciler.tick(runtime)
                 except Exception:
                     logger.exception("reconciler: the check failed; trying again")
                 if self._stop.wait(reconciler.settings.reconcile_check_seconds):
                     return
         finally:
-            with contextlib.suppress(Exception):
-                runtime.close()
+            if runtime is not None:
+                with contextlib.suppress(Exception):
+                    runtime.close()
 
 
 async def _release(settings: Settings, task_id: uuid.UUID) -> bool:

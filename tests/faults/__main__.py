@@ -44,6 +44,20 @@ def write(doc: Path, text: str) -> None:
     doc.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
 
 
+def update_rows(doc: Path, outcomes: list[Outcome], command: str) -> None:
+    """Replace the rows of the cases re-run, and say how they were."""
+    _, _, rest = doc.read_text().partition(BEGIN)
+    current, _, _ = rest.partition(END)
+    fresh = table(outcomes, command).splitlines()[4:]
+    lines = current.strip().splitlines()
+    for row, outcome in zip(fresh, outcomes, strict=True):
+        lines = [row if line.startswith(f"| {outcome.case} |") else line for line in lines]
+    names = ", ".join(f'"{outcome.case}"' for outcome in outcomes)
+    lines.append("")
+    lines.append(f"Re-run on their own: {names}, by `{command}`.")
+    write(doc, "\n".join(lines))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("cases", nargs="*", help="case names (default: all)")
@@ -58,7 +72,9 @@ def main() -> int:
             outcomes.append(outcome)
     text = table(outcomes, args.command)
     print(text)
-    if not args.cases:
+    if args.cases:
+        update_rows(DOC, outcomes, args.command)
+    else:
         write(DOC, text)
     return 0 if all(outcome.passed for outcome in outcomes) else 1
 
