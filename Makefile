@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint schema bench clean
+.PHONY: run test lint schema bench faults clean
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "aitasks needs Python 3.11 or newer: install it, or pass PYTHON=/path/to/python3.11"; exit 1; }
@@ -35,6 +35,11 @@ schema: $(INSTALLED)
 # figures go to docs/benchmarks.md. `make bench BENCH="latency fanout"` runs some of them.
 bench: $(INSTALLED)
 	$(BIN)/python -m bench --command 'make bench$(if $(BENCH), BENCH="$(BENCH)")' $(BENCH)
+
+# The fault suite (tests/faults/): PostgreSQL and Redis of its own, restarted, cut off and
+# killed under load; the table goes to docs/reliability.md.
+faults: $(INSTALLED)
+	$(BIN)/python -m tests.faults --command 'make faults'
 
 clean:
 	rm -rf $(VENV) .aitasks

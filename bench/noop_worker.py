@@ -54,7 +54,7 @@ def main() -> None:
     )
     settings = get_settings()
     app = create_noop_app(settings)
-    app.worker_main(worker_argv(all_queues(), beat=False, concurrency=settings.worker_concurrency))
+    app.worker_main(worker_argv(all_queues(), concurrency=settings.worker_concurrency))
 
 
 if __name__ == "__main__":

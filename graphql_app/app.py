@@ -45,6 +45,7 @@ from graphql_app.health import healthz, metrics, readyz
 from graphql_app.limits import BodySizeLimit
 from graphql_app.logs import RequestLog
 from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
+from graphql_app.outage import OutageGuard
 from graphql_app.settings import Settings, get_settings
 from graphql_app.websocket import SharedSubscriptions, TransportHandler
 from graphql_app.ws_protocol import SHUTDOWN_REASON
@@ -424,11 +425,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     graphql_app = GraphQLApp(settings)
     app.state.graphql = graphql_app
+    guarded = OutageGuard(graphql_app, settings.outage_retry_after_seconds)
     # Routes, not a Mount: a Mount would redirect `/graphql` to `/graphql/`.
-    app.router.routes.append(Route(GRAPHQL_PATH, graphql_app, methods=["GET", "POST"]))
+    app.router.routes.append(Route(GRAPHQL_PATH, guarded, methods=["GET", "POST"]))
     app.router.routes.append(WebSocketRoute(GRAPHQL_PATH, graphql_app))
     if not traced:
-        app.graphql_lane = RequestLog(BodySizeLimit(graphql_app, settings.request_max_bytes))
+        app.graphql_lane = RequestLog(BodySizeLimit(guarded, settings.request_max_bytes))
         app.websocket_lane = RequestLog(graphql_app)
     app.router.routes.append(
         Route("/tasks/{task_id}/artifacts/{name}", download_artifact, methods=["GET"])
@@ -436,6 +438,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(Route(MCP_PATH, McpEndpoint()))
     app.router.routes.append(Route("/login", login_page, methods=["GET"]))
     app.router.routes.append(Route("/login", login, methods=["POST"]))
+    app.add_middleware(OutageGuard, retry_after_seconds=settings.outage_retry_after_seconds)
     app.add_middleware(BodySizeLimit, max_bytes=settings.request_max_bytes)
     # Outermost, so that even a refused request is logged with its id.
     app.add_middleware(RequestLog)

@@ -105,7 +105,11 @@ def mcp() -> None:
     help="Comma-separated queues to consume: text_generation, image_processing, "
     "data_analysis, maintenance (default: all of them).",
 )
-@click.option("--beat/--no-beat", default=True, help="Also run the sweeper's schedule.")
+@click.option(
+    "--beat/--no-beat",
+    default=True,
+    help="Also run the sweeps and the reconciler (in the main process).",
+)
 @click.option("--concurrency", type=int, help="Worker processes (default: one per core).")
 @click.option(
     "--metrics-port",

@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from persistence import repository
 from persistence.migrate import head_revision
+from persistence.outages import POSTGRESQL, REDIS
 from schema.context import Services
 
 # PostgreSQL taking longer than this to answer counts as down (Redis: the command
@@ -66,6 +67,9 @@ async def readyz(request: Request) -> Response:
         "postgres": database or "ok",
         "redis": redis or "ok",
     }
-    ready = database is None and redis is None
-    body = {"status": "ready" if ready else "unavailable", "checks": checks}
-    return JSONResponse(body, status_code=200 if ready else 503)
+    down = [name for name, problem in ((POSTGRESQL, database), (REDIS, redis)) if problem]
+    body = {"status": "unavailable" if down else "ready", "down": down, "checks": checks}
+    if not down:
+        return JSONResponse(body)
+    retry_after = str(services.settings.outage_retry_after_seconds)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": retry_after})

@@ -142,9 +142,23 @@ class Settings(BaseSettings):
     # A PENDING task older than this whose message may have been lost is sent again.
     pending_requeue_seconds: float = Field(default=300.0, gt=0)
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
-    # A worker holds a running task for this long and renews it while alive; a task whose
-    # lease ran out belongs to a dead worker and is taken over.
-    task_lease_seconds: float = Field(default=60.0, ge=1)
+    # A sweeping worker's main process looks at Redis (its run_id, its queues) and
+    # PostgreSQL this often, so that it reconciles within seconds of an outage's end
+    # (see tasks/reconciler.py): one INFO, one LLEN per queue and priority, and a query.
+    reconcile_check_seconds: float = Field(default=2.0, gt=0)
+    # A due PENDING task not sent for this long, while its kind's queue is empty (Redis
+    # came back empty, or the API died between its commit and its send), is sent again;
+    # long enough for a create's own send to land first.
+    pending_orphan_seconds: float = Field(default=5.0, gt=0)
+    # While PostgreSQL or Redis is unreachable, requests are answered 503 with this
+    # Retry-After: about how long a restart or a failover takes.
+    outage_retry_after_seconds: int = Field(default=5, ge=1)
+    # A worker holds a running task for this long and renews it while alive (a third of
+    # it at a time); a task whose lease ran out belongs to a dead worker and is taken
+    # over. Short enough that the task of a worker whose main process died (which no
+    # one sees die) starts again within 30 s; long enough that a renewal held up by a
+    # 10 s network drop still lands in time.
+    task_lease_seconds: float = Field(default=20.0, ge=1)
     # The longest any task may run (the most `timeoutSeconds` may ask for); past it the
     # task ends FAILED. Celery kills a worker process still busy
     # task_kill_grace_seconds later.

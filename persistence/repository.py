@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     tuple_,
     update,
 )
@@ -298,9 +299,14 @@ async def take_due_tasks(session: AsyncSession, *, within_seconds: float, limit:
 
 
 async def take_stale_tasks(
-    session: AsyncSession, *, pending_for_seconds: float, limit: int
+    session: AsyncSession,
+    *,
+    pending_for_seconds: float,
+    limit: int,
+    kinds: Collection[TaskKind] | None = None,
 ) -> list[Task]:
-    """Tasks whose message may be lost: PENDING too long, or held by a dead worker.
+    """Tasks whose message may be lost: PENDING too long, or held by a dead worker; only
+    those of `kinds`, when given.
 
     Marks them enqueued now, so the next sweep leaves them alone for another interval, and
     skips rows another sweeper has locked, so two sweepers never send the same task twice.
@@ -309,6 +315,7 @@ async def take_stale_tasks(
     stale = (
         select(Task.id)
         .where(
+            Task.kind.in_(list(kinds)) if kinds is not None else true(),
             or_(
                 and_(Task.status == TaskStatus.PENDING, Task.enqueued_at < waited_long, _due()),
                 # A dead worker's task goes out at once when its lease runs out, then again
@@ -317,7 +324,7 @@ async def take_stale_tasks(
                     _abandoned(),
                     Task.enqueued_at < func.greatest(Task.lease_expires_at, waited_long),
                 ),
-            )
+            ),
         )
         .order_by(Task.enqueued_at)
         .limit(limit)

@@ -236,3 +236,28 @@ async def retry_later(
         RETRY_LATER, task_id, delta, attempt, error, _seconds(delay_seconds)
     )
     return _change(task_id, row, delta, result_reset=False)
+
+
+# Not a change a client sees (like a renewal), so `sequence` stays. $2: the claim whose
+# lease ends, or NULL for whichever holds the task. A second in the past, so a claim in
+# the same transaction (whose now() is the same instant) finds it over too.
+RELEASE_LEASE = """
+    UPDATE tasks SET lease_expires_at = now() - interval '1 second'
+    WHERE id = $1 AND status = 'PROCESSING' AND lease_expires_at > now()
+      AND ($2::int IS NULL OR attempts = $2::int)
+    RETURNING attempts"""
+
+
+async def release_lease(
+    connection: asyncpg.Connection, task_id: uuid.UUID, attempt: int | None = None
+) -> bool:
+    """End the lease of a running task whose worker gave it up or is known to be dead, so
+    the task can be claimed again at once instead of when the lease would have run out.
+    Returns whether a lease was ended.
+
+    Without `attempt` (the worker's main process, which cannot tell which claim its dead
+    pool process held): if that process had already lost the task to another worker,
+    this makes the other worker's claim look lost too; the task restarts, but is still
+    finished once.
+    """
+    return await connection.fetchval(RELEASE_LEASE, task_id, attempt) is not None

@@ -8,11 +8,13 @@ else is masked, so no stack trace or internal detail ever reaches a client.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 
+from persistence.outages import unavailable_dependency
 from tasks.errors import AitasksError
 
 logger = logging.getLogger(__name__)
@@ -38,11 +40,54 @@ def log_unexpected(errors: list[GraphQLError]) -> None:
 UNEXPECTED_CODE = "INTERNAL_SERVER_ERROR"
 
 
+# The `extensions.code` of an error caused by PostgreSQL or Redis being unreachable: the
+# request may succeed if tried again (the HTTP answer is 503 with Retry-After).
+UNAVAILABLE_CODE = "SERVICE_UNAVAILABLE"
+
+
+def unavailable_error(error: GraphQLError, dependency: str) -> GraphQLError:
+    return GraphQLError(
+        message=(
+            f"The service is unavailable: {dependency} cannot be reached right now. "
+            "Please try again shortly."
+        ),
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={"code": UNAVAILABLE_CODE, "dependency": dependency},
+    )
+
+
+def mark_unavailable(context: Any, dependency: str) -> None:
+    """Answer the request 503 with Retry-After (an HTTP request's; a WebSocket has no
+    status to set)."""
+    response = getattr(context, "response", None)
+    if response is None or not hasattr(response, "status_code"):
+        return
+    response.status_code = 503
+    retry_after = context.services.settings.outage_retry_after_seconds
+    response.headers["Retry-After"] = str(retry_after)
+    logger.warning("answered 503: %s is unreachable", dependency)
+
+
 class MaskUnexpected(MaskErrors):
+    _unavailable: str | None = None
+
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        dependency = unavailable_dependency(error.original_error) if error.original_error else None
+        if dependency:
+            self._unavailable = dependency
+            return unavailable_error(error, dependency)
         masked = super().anonymise_error(error)
         masked.extensions = {"code": UNEXPECTED_CODE}
         return masked
+
+    def on_operation(self) -> Iterator[None]:
+        self._unavailable = None
+        yield from super().on_operation()
+        if self._unavailable:
+            mark_unavailable(self.execution_context.context, self._unavailable)
 
 
 def mask_errors() -> Callable[[], MaskErrors]:
@@ -52,9 +97,21 @@ def mask_errors() -> Callable[[], MaskErrors]:
 _MASK = mask_errors()()
 
 
-def for_client(errors: list[GraphQLError]) -> list[GraphQLError]:
+def for_client(errors: list[GraphQLError], context: Any = None) -> list[GraphQLError]:
     """For operations served outside Strawberry's extensions: log what is unexpected, and
     return the errors as a client may see them, unexpected ones masked as the extension
-    masks them."""
+    masks them (and, for an outage, the request's answer made a 503)."""
     log_unexpected(errors)
-    return [_MASK.anonymise_error(error) if is_unexpected(error) else error for error in errors]
+    shown = []
+    for error in errors:
+        if not is_unexpected(error):
+            shown.append(error)
+            continue
+        assert error.original_error is not None
+        dependency = unavailable_dependency(error.original_error)
+        if dependency:
+            mark_unavailable(context, dependency)
+            shown.append(unavailable_error(error, dependency))
+        else:
+            shown.append(_MASK.anonymise_error(error))
+    return shown

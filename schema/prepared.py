@@ -163,6 +163,6 @@ class PreparedOperations:
             result = await result
         response: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
-            response["errors"] = [error.formatted for error in for_client(result.errors)]
+            response["errors"] = [error.formatted for error in for_client(result.errors, context)]
         prepared.counter.count(failed=bool(result.errors), seconds=time.perf_counter() - started)
         return response

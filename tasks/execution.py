@@ -18,6 +18,8 @@ from celery import Celery
 from graphql_app.settings import Settings
 from persistence import task_writes
 from persistence.models import TaskChange
+from persistence.outages import POSTGRESQL, unavailable_dependency
+from tasks.dispatch import send_task
 from tasks.logs import log_transition
 from tasks.metrics import record_attempt
 from tasks.providers.base import ProviderError
@@ -32,6 +34,8 @@ from tasks.runtime import WorkerRuntime
 
 logger = logging.getLogger(__name__)
 
+# A worker whose PostgreSQL went away tries this often to hand its task back.
+HAND_BACK_RETRY_SECONDS = 0.5
 UNEXPECTED_FAILURE = "The task failed unexpectedly in the worker; the worker log has details."
 
 # A kind's work: given the claimed task, do it, writing output and progress on the way.
@@ -92,6 +96,36 @@ def _oversize(outcome: Outcome | None, settings: Settings) -> str | None:
     return None
 
 
+async def _release(running: RunningTask) -> bool:
+    async with running.runtime.pool.acquire() as connection:
+        return await task_writes.release_lease(connection, running.task.id, running.attempt)
+
+
+async def hand_back(running: RunningTask, error: Exception) -> None:
+    """PostgreSQL was lost in the middle of the task: once it answers again, end this
+    worker's lease and send the task again, so it starts over within seconds of the
+    server's return instead of when the lease runs out. Whether the last write landed
+    cannot be known, so the task is not carried on here: the next claim starts it
+    afresh (its result reset), and a task that did complete is left as it is."""
+    task_id = running.task.id
+    logger.warning("task %s: PostgreSQL was lost (%s); handing the task back", task_id, error)
+    deadline = time.monotonic() + running.runtime.settings.task_lease_seconds
+    while time.monotonic() < deadline:
+        try:
+            released = await _release(running)
+        except Exception as retry_error:
+            if unavailable_dependency(retry_error) != POSTGRESQL:
+                raise
+            await asyncio.sleep(HAND_BACK_RETRY_SECONDS)
+            continue
+        if released:
+            task = running.task
+            with contextlib.suppress(Exception):
+                send_task(running.celery_app, str(task_id), task.kind, task.priority)
+        return
+    # The lease has run out by itself: the sweep sends the task once PostgreSQL is back.
+
+
 async def run_task(
     runtime: WorkerRuntime, task_id: uuid.UUID, celery_app: Celery, work: Work
 ) -> None:
@@ -108,7 +142,10 @@ async def run_task(
         await _run_claimed(running, work)
     except ClaimLost:
         logger.warning("task %s was taken over by another worker; leaving it", task_id)
-    except Exception:
+    except Exception as error:
+        if unavailable_dependency(error) == POSTGRESQL:
+            await hand_back(running, error)
+            return
         logger.exception("task %s failed unexpectedly", task_id)
         with contextlib.suppress(ClaimLost):
             await running.fail(UNEXPECTED_FAILURE)

@@ -5,7 +5,7 @@ to its retention bound."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -13,7 +13,7 @@ from celery import Celery
 
 from persistence import repository
 from persistence.events import publish
-from persistence.models import Task
+from persistence.models import Task, TaskKind
 from persistence.unit_of_work import unit_of_work
 from tasks.dispatch import send_task
 from tasks.runtime import WorkerRuntime
@@ -33,8 +33,14 @@ def too_many_attempts(max_attempts: int) -> str:
     )
 
 
-async def _take_stale(runtime: WorkerRuntime) -> list[Task]:
+async def _take_stale(
+    runtime: WorkerRuntime,
+    pending_for_seconds: float | None = None,
+    kinds: Collection[TaskKind] | None = None,
+) -> list[Task]:
     settings = runtime.settings
+    if pending_for_seconds is None:
+        pending_for_seconds = settings.pending_requeue_seconds
     async with unit_of_work(runtime.sessionmaker) as uow:
         failed = await repository.fail_abandoned_tasks(
             uow.session,
@@ -46,7 +52,7 @@ async def _take_stale(runtime: WorkerRuntime) -> list[Task]:
         for change in failed + cancelled:
             uow.after_commit(partial(publish, runtime.redis, change.event))
         stale = await repository.take_stale_tasks(
-            uow.session, pending_for_seconds=settings.pending_requeue_seconds, limit=SWEEP_BATCH
+            uow.session, pending_for_seconds=pending_for_seconds, limit=SWEEP_BATCH, kinds=kinds
         )
     if failed:
         logger.warning("%d task(s) failed after losing their worker too often", len(failed))
@@ -101,7 +107,20 @@ def sweep_stale_tasks(runtime: WorkerRuntime, celery_app: Celery) -> int:
     """
     runtime.run(_prune_log(runtime))
     hand_over_due_tasks(runtime, celery_app)
-    sent = _send_or_put_back(runtime, celery_app, runtime.run(_take_stale(runtime)))
+    return resend_stale_tasks(runtime, celery_app)
+
+
+def resend_stale_tasks(
+    runtime: WorkerRuntime,
+    celery_app: Celery,
+    pending_for_seconds: float | None = None,
+    kinds: Collection[TaskKind] | None = None,
+) -> int:
+    """Send again the tasks of dead workers, and the PENDING tasks (of `kinds`, if given)
+    not sent for `pending_for_seconds` (AITASKS_PENDING_REQUEUE_SECONDS if not given);
+    return how many went out."""
+    stale = runtime.run(_take_stale(runtime, pending_for_seconds, kinds))
+    sent = _send_or_put_back(runtime, celery_app, stale)
     if sent:
         logger.warning("re-sent %d task(s) whose message or worker was lost", sent)
     return sent

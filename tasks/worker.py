@@ -23,6 +23,7 @@ from tasks.celery_app import (
 )
 from tasks.dispatch import PRIORITY_SEPARATOR
 from tasks.execution import Work, run_task
+from tasks.reconciler import LostWorkerRequest, ReconcilerStep
 from tasks.runtime import close_runtime, get_runtime
 from tasks.sweeper import sweep_stale_tasks
 
@@ -54,6 +55,7 @@ def _register(app: Celery, kind: TaskKind, settings: Settings) -> None:
     app.task(
         name=TASK_NAMES[kind],
         time_limit=settings.task_time_limit_seconds + settings.task_kill_grace_seconds,
+        Request=LostWorkerRequest,
     )(run)
 
 
@@ -158,7 +160,7 @@ def start_flower(settings: Settings, port: int) -> None:
     app.start(["flower", f"--port={port}", f"--address={settings.host}"])
 
 
-def worker_argv(queues: list[str], *, beat: bool, concurrency: int | None) -> list[str]:
+def worker_argv(queues: list[str], *, concurrency: int | None) -> list[str]:
     """`celery worker`'s command line for these queues, as `aitasks worker` runs it."""
     argv = [
         "worker",
@@ -173,16 +175,18 @@ def worker_argv(queues: list[str], *, beat: bool, concurrency: int | None) -> li
     ]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
-    if beat:
-        argv.append("--beat")
     return argv
 
 
 def start_worker(
     settings: Settings, *, queues: list[str] | None, beat: bool, concurrency: int | None
 ) -> None:
-    """Run a Celery worker in this process until it is told to stop."""
+    """Run a Celery worker in this process until it is told to stop; with `beat`, its
+    main process also runs the sweeps and reconciles after outages (tasks/reconciler.py)
+    in place of Celery's beat."""
     queues = queues or all_queues()
     check_queues(queues)
     app = create_worker_app(settings)
-    app.worker_main(worker_argv(queues, beat=beat, concurrency=concurrency))
+    if beat:
+        app.steps["worker"].add(ReconcilerStep)
+    app.worker_main(worker_argv(queues, concurrency=concurrency))

@@ -43,8 +43,14 @@ def test_readyz_turns_unhealthy_while_redis_is_down_and_healthy_after(
     finally:
         redis.stop()
 
-    assert ready.json() == {"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}}
+    assert ready.json() == {
+        "status": "ready",
+        "down": [],
+        "checks": {"postgres": "ok", "redis": "ok"},
+    }
     assert down.json()["status"] == "unavailable"
+    assert down.json()["down"] == ["Redis"]
+    assert down.headers["retry-after"] == "5"
     assert down.json()["checks"]["postgres"] == "ok"
     assert down.json()["checks"]["redis"] != "ok"
     assert back.json()["status"] == "ready"

@@ -180,3 +180,21 @@ async def test_output_and_artifacts_are_stored_with_the_completion(
     assert finished.event.artifacts == finished.task.artifacts
     stored = await connection.fetch(FILES, task_id, "artifact")
     assert [TaskFile(*row) for row in stored] == [artifact]
+
+
+async def test_a_released_lease_lets_the_task_be_claimed_again_at_once(
+    connection: asyncpg.Connection,
+) -> None:
+    task_id = await new_task(connection)
+    await task_writes.claim_task(connection, task_id, LEASE, MAX_ATTEMPTS)
+    assert await task_writes.claim_task(connection, task_id, LEASE, MAX_ATTEMPTS) is None
+
+    assert not await task_writes.release_lease(connection, task_id, attempt=2)
+    assert await task_writes.release_lease(connection, task_id, attempt=1)
+    taken_over = await task_writes.claim_task(connection, task_id, LEASE, MAX_ATTEMPTS)
+
+    assert taken_over is not None and taken_over.task.attempts == 2
+    # Whoever holds it now: its lease is ended too, but nothing else changes.
+    assert await task_writes.release_lease(connection, task_id)
+    assert not await task_writes.release_lease(connection, task_id)
+    assert len(await logged(connection, task_id)) == 2

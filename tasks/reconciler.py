@@ -1,0 +1,238 @@
+"""Keeping PostgreSQL and the broker in step, from a sweeping worker's main process.
+
+PostgreSQL is the truth about which tasks must run; a Redis message only says "run this
+now". When the two disagree (Redis came back empty, the API died between its commit and
+its send, a worker process died with its task) the task would wait for a timer. This
+module closes that gap within seconds:
+
+- a thread in the worker's main process looks at both servers every
+  `reconcile_check_seconds`: when Redis has a new `run_id` (it restarted), either server
+  has come back, or a kind's queue is empty while PostgreSQL has tasks of that kind that
+  have waited `pending_orphan_seconds`, it sends those tasks again at once; and every
+  `sweep_interval_seconds` it runs the full sweep (tasks/sweeper.py).
+- when a pool process dies under a task (SIGKILL, the OOM killer), the main process ends
+  that task's lease before Celery puts its message back, so the redelivery claims it.
+
+It runs in the main process, not in a child: Celery's embedded beat is a child process
+that nothing restarts, so a kill that took it down (as one aimed at the pool processes
+does) stopped every sweep for good and stranded the tasks of dead workers.
+
+A task sent twice is harmless: the second delivery finds it taken and does nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from billiard.einfo import ExceptionWithTraceback
+from billiard.exceptions import WorkerLostError
+from celery import Celery, bootsteps
+from celery.worker.request import Request
+from redis.exceptions import RedisError
+
+from graphql_app.settings import Settings, get_settings
+from persistence import repository, task_writes
+from persistence.database import create_engine
+from persistence.models import TaskKind
+from tasks.celery_app import PRIORITY_STEPS, QUEUES, TASK_NAMES
+from tasks.dispatch import PRIORITY_SEPARATOR
+from tasks.runtime import WorkerRuntime
+from tasks.sweeper import resend_stale_tasks, sweep_stale_tasks
+
+logger = logging.getLogger(__name__)
+
+# The main process waits this long at most for PostgreSQL when a pool process died; if
+# it cannot reach it, the lease runs out by itself and the sweep takes the task up.
+RELEASE_TIMEOUT_SECONDS = 2.0
+# How long stopping the worker waits for a reconcile under way.
+STOP_TIMEOUT_SECONDS = 10.0
+
+
+def queue_keys(kind: TaskKind) -> list[str]:
+    """The Redis lists that hold a kind's messages, one per priority step."""
+    queue = QUEUES[kind]
+    return [f"{queue}{PRIORITY_SEPARATOR}{step}" if step else queue for step in PRIORITY_STEPS]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one look at the servers saw."""
+
+    redis_run_id: str | None  # None: Redis did not answer
+    empty_kinds: frozenset[TaskKind] = frozenset()
+    database_up: bool = False
+
+
+async def _look_at_redis(runtime: WorkerRuntime) -> tuple[str | None, frozenset[TaskKind]]:
+    try:
+        info = await runtime.redis.info("server")
+        async with runtime.redis.pipeline(transaction=False) as pipeline:
+            for kind in TASK_NAMES:
+                for key in queue_keys(kind):
+                    pipeline.llen(key)
+            lengths = iter(await pipeline.execute())
+    except (RedisError, OSError) as error:
+        logger.warning("reconciler: Redis does not answer (%s)", error)
+        return None, frozenset()
+    empty = frozenset(
+        kind for kind in TASK_NAMES if sum(next(lengths) for _ in queue_keys(kind)) == 0
+    )
+    return str(info.get("run_id", "")), empty
+
+
+async def _database_answers(runtime: WorkerRuntime) -> bool:
+    try:
+        async with runtime.sessionmaker() as session:
+            await repository.database_now(session)
+    except Exception as error:
+        logger.warning("reconciler: PostgreSQL does not answer (%s)", error)
+        return False
+    return True
+
+
+async def observe(runtime: WorkerRuntime) -> Observation:
+    (run_id, empty), database_up = await asyncio.gather(
+        _look_at_redis(runtime), _database_answers(runtime)
+    )
+    return Observation(run_id, empty, database_up)
+
+
+@dataclass
+class Reconciler:
+    """Decides, from one observation to the next, what to send again."""
+
+    settings: Settings
+    celery_app: Celery
+    _last: Observation | None = None
+    _next_sweep: float = field(default=0.0)
+
+    def news(self, seen: Observation) -> str | None:
+        """Why everything PENDING should be sent again now, if it should."""
+        last = self._last
+        if last is None:
+            return "the worker started"
+        if last.redis_run_id is None:
+            return "Redis is back"
+        if seen.redis_run_id != last.redis_run_id:
+            return "Redis restarted (a new run_id): its queues may have lost messages"
+        if not last.database_up:
+            return "PostgreSQL is back"
+        return None
+
+    def tick(self, runtime: WorkerRuntime) -> None:
+        seen = runtime.run(observe(runtime))
+        reason = self.news(seen)
+        self._last = seen
+        if seen.redis_run_id is None or not seen.database_up:
+            # Nothing can be sent or taken; the first look after the outage reconciles.
+            return
+        if reason:
+            logger.warning("reconciling at once: %s", reason)
+            resend_stale_tasks(runtime, self.celery_app, pending_for_seconds=0)
+        elif seen.empty_kinds:
+            resend_stale_tasks(
+                runtime,
+                self.celery_app,
+                pending_for_seconds=self.settings.pending_orphan_seconds,
+                kinds=seen.empty_kinds,
+            )
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.settings.sweep_interval_seconds
+            sweep_stale_tasks(runtime, self.celery_app)
+        elif len(seen.empty_kinds) < len(TASK_NAMES):
+            # Tasks of dead workers, of the kinds whose queues are busy.
+            resend_stale_tasks(runtime, self.celery_app)
+
+
+class ReconcilerStep(bootsteps.StartStopStep):
+    """The reconciler's thread in a worker's main process (`aitasks worker --beat`)."""
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, parent: Any) -> None:
+        reconciler = Reconciler(get_settings(), parent.app)
+        self._thread = threading.Thread(
+            target=self._serve, args=(reconciler,), name="aitasks-reconciler", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, parent: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(STOP_TIMEOUT_SECONDS)
+
+    def _serve(self, reconciler: Reconciler) -> None:
+        # Nothing may end this thread but a stop: a worker whose reconciler died would
+        # strand tasks as silently as the lost beat process did.
+        runtime: WorkerRuntime | None = None
+        try:
+            while True:
+                try:
+                    runtime = runtime or WorkerRuntime(reconciler.settings)
+                    reconciler.tick(runtime)
+                except Exception:
+                    logger.exception("reconciler: the check failed; trying again")
+                if self._stop.wait(reconciler.settings.reconcile_check_seconds):
+                    return
+        finally:
+            if runtime is not None:
+                with contextlib.suppress(Exception):
+                    runtime.close()
+
+
+async def _release(settings: Settings, task_id: uuid.UUID) -> bool:
+    database_url, _ = settings.require_services()
+    engine = create_engine(database_url, "aitasks-worker-main", pooled=False)
+    _, arguments = engine.dialect.create_connect_args(engine.url)
+    connection = await asyncpg.connect(**arguments, timeout=RELEASE_TIMEOUT_SECONDS)
+    try:
+        return await task_writes.release_lease(connection, task_id)
+    finally:
+        await connection.close()
+        await engine.dispose()
+
+
+def release_lost_task(settings: Settings, task_id: uuid.UUID) -> None:
+    """End the lease of the task a dead pool process held, so it is claimed again at once."""
+    try:
+        released = asyncio.run(
+            asyncio.wait_for(_release(settings, task_id), RELEASE_TIMEOUT_SECONDS * 2)
+        )
+    except Exception as error:
+        logger.warning(
+            "task %s: its worker process died and its lease could not be ended (%s); it is "
+            "taken up when the lease runs out",
+            task_id,
+            error,
+        )
+        return
+    if released:
+        logger.warning("task %s: its worker process died; it is sent to another", task_id)
+
+
+class LostWorkerRequest(Request):  # type: ignore[misc]
+    """A task request that, when its pool process dies, frees the task before Celery
+    requeues the message (task_reject_on_worker_lost), so the redelivery can claim it."""
+
+    def on_failure(
+        self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False
+    ) -> None:
+        error = exc_info.exception
+        if isinstance(error, ExceptionWithTraceback):
+            error = error.exc
+        if isinstance(error, WorkerLostError) and self.args:
+            with contextlib.suppress(ValueError):
+                release_lost_task(get_settings(), uuid.UUID(str(self.args[0])))
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)

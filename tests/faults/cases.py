@@ -1,0 +1,146 @@
+"""The fault cases. Each starts a fresh stack on the suite's servers, creates a backlog,
+keeps clients creating tasks while the fault lasts, and measures once it has ended.
+
+The waits here are the faults' own lengths (how long a server stays down), not a way to
+synchronise with the product: what the product does is waited for in `measure`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+from tests.faults.harness import (
+    TASKS_BEFORE,
+    Answers,
+    Bench,
+    Clients,
+    Outcome,
+    create,
+    measure,
+)
+from tests.fixtures.stack import Process, Stack, wait_until
+
+# How long a stopped server stays down.
+DOWN_SECONDS = 5.0
+# How long the network to a server drops packets.
+NETWORK_DROP_SECONDS = 10.0
+# Clients keep creating this long after the fault ended.
+AFTER_SECONDS = 2.0
+
+
+@dataclass
+class Running:
+    bench: Bench
+    stack: Stack
+    worker: Process
+    api: Process
+
+
+Fault = Callable[[Running], None]
+
+
+def _pool_pids(worker: Process) -> list[int]:
+    return [child.pid for child in psutil.Process(worker.popen.pid).children()]
+
+
+def _started(stack: Stack) -> bool:
+    database_url: str = stack.direct_database_url  # type: ignore[attr-defined]
+    from tests.faults.harness import states
+
+    found, _ = states(database_url)
+    return "PROCESSING" in found.values()
+
+
+def run_case(bench: Bench, name: str, fault: Fault, *, persistent_redis: bool = False) -> Outcome:
+    stack = bench.new_stack(persistent_redis=persistent_redis)
+    try:
+        worker = stack.start_worker()
+        api = stack.start_api()
+        before = Answers()
+        for number in range(TASKS_BEFORE):
+            before.record(create(stack.graphql_url, f"before the fault #{number}"))
+        wait_until(lambda: _started(stack), 30, "a task to be running")
+        with Clients(stack) as clients:
+            fault(Running(bench, stack, worker, api))
+            fault_ended = time.monotonic()
+            time.sleep(AFTER_SECONDS)
+        clients.answers.task_ids += before.task_ids
+        return measure(name, stack, clients.answers, fault_ended)
+    finally:
+        bench.end_stack(stack)
+
+
+def redis_restart(running: Running) -> None:
+    redis = running.bench.redis
+    assert redis is not None
+    redis.stop()
+    time.sleep(DOWN_SECONDS)
+    redis.start()
+
+
+def postgres_restart(mode: str) -> Fault:
+    def fault(running: Running) -> None:
+        running.bench.postgres.stop(mode)
+        time.sleep(DOWN_SECONDS)
+        running.bench.postgres.start()
+
+    return fault
+
+
+def network_drop(to_redis: bool) -> Fault:
+    def fault(running: Running) -> None:
+        proxy = running.bench.redis_proxy if to_redis else running.bench.postgres_proxy
+        assert proxy is not None
+        proxy.hold()
+        time.sleep(NETWORK_DROP_SECONDS)
+        proxy.release()
+
+    return fault
+
+
+def kill_pool_processes(running: Running) -> None:
+    for pid in _pool_pids(running.worker):
+        os.kill(pid, signal.SIGKILL)
+
+
+def kill_worker_main_process(running: Running) -> None:
+    """The main process alone, as the OOM killer may pick it; a supervisor (compose,
+    systemd) then starts a new worker."""
+    os.kill(running.worker.popen.pid, signal.SIGKILL)
+    running.worker.popen.wait()
+    running.stack.start_worker()
+
+
+def kill_api_during_burst(running: Running) -> None:
+    running.api.kill()
+    running.stack.api_url = ""
+    running.stack.start_api()
+
+
+CASES: dict[str, tuple[Fault, bool]] = {
+    "Redis restarted, no persistence (queues lost)": (redis_restart, False),
+    "Redis restarted, append-only file": (redis_restart, True),
+    "PostgreSQL restarted, fast shutdown": (postgres_restart("fast"), False),
+    "PostgreSQL restarted, immediate shutdown": (postgres_restart("immediate"), False),
+    "network to PostgreSQL dropped 10 s": (network_drop(to_redis=False), False),
+    "network to Redis dropped 10 s": (network_drop(to_redis=True), False),
+    "worker's pool processes SIGKILLed": (kill_pool_processes, False),
+    "worker's main process SIGKILLed": (kill_worker_main_process, False),
+    "API SIGKILLed during a burst of creates": (kill_api_during_burst, False),
+}
+# One case per dependency, for `make test`.
+SHORT = [
+    "Redis restarted, no persistence (queues lost)",
+    "PostgreSQL restarted, fast shutdown",
+    "worker's pool processes SIGKILLed",
+]
+
+
+def run(bench: Bench, name: str) -> Outcome:
+    fault, persistent = CASES[name]
+    return run_case(bench, name, fault, persistent_redis=persistent)
