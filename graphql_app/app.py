@@ -47,6 +47,7 @@ from graphql_app.logs import RequestLog
 from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
 from graphql_app.settings import Settings, get_settings
 from graphql_app.websocket import SharedSubscriptions, TransportHandler
+from graphql_app.ws_messages import FORBIDDEN, KEY_REVOKED_REASON, SOCKET_KEY_STATE
 from graphql_app.ws_protocol import SHUTDOWN_REASON
 from persistence.creation import TaskInserts
 from persistence.database import POOL_SIZE, create_engine, create_pool, create_sessionmaker
@@ -75,9 +76,24 @@ MULTIPART_REFUSED = (
 )
 
 
+NESTED_TOO_DEEP = "The request is nested too deeply to be read."
+BODY_UNREADABLE = (
+    "The request body must be a JSON object with `query` (a string) and optionally "
+    "`variables` and `extensions` (objects) and `operationName` (a string)."
+)
+MAP_UNREADABLE = (
+    "The multipart `map` must be an object whose values are lists of paths, each to a "
+    "null in the operations' variables (such as `variables.input.files.0.upload`)."
+)
+
 # The keys of a JSON request that the prepared path serves; any other (`extensions`)
 # goes to Strawberry.
 PLAIN_REQUEST_KEYS = frozenset({"query", "variables", "operationName"})
+
+# How often open WebSockets have their keys checked again, at the most: every
+# AITASKS_AUTH_CACHE_SECONDS, so a revoked key's sockets close within that long, but not
+# more often than this when the cache is off (one query per pass, for every key open).
+KEY_RECHECK_MIN_SECONDS = 1.0
 
 WEBSOCKETS = Gauge("aitasks_websockets_open", "WebSockets open and past connection_init.")
 
@@ -88,9 +104,10 @@ SOCKET_OWNER_STATE = "aitasks_socket_owner"
 
 
 def _asks_for_graphiql(scope: Scope) -> bool:
-    """A browser's GET for the GraphiQL page itself (no operation), served to anyone:
-    the operations it then sends carry the login cookie."""
-    if scope["method"] != "GET" or b"query=" in scope.get("query_string", b""):
+    """A browser's GET for the GraphiQL page itself, served to anyone: the operations it
+    then sends carry the login cookie. Only a bare GET, with no query string at all: a
+    parameter, however spelled (`%71uery=` decodes to `query=`), may carry an operation."""
+    if scope["method"] != "GET" or scope.get("query_string", b""):
         return False
     accept = Headers(scope=scope).get("accept", "")
     return "text/html" in accept
@@ -140,6 +157,16 @@ def _single_operation(data: object) -> tuple[str, dict[str, Any] | None, str | N
     return query, variables, operation_name
 
 
+def _too_large(size: int, limit: int) -> dict[str, Any]:
+    """The answer sent instead of one over AITASKS_RESPONSE_MAX_BYTES."""
+    error = {
+        "message": f"The answer would be {size:,} bytes, over the limit of {limit:,} "
+        "(AITASKS_RESPONSE_MAX_BYTES): ask for fewer fields, aliases or tasks per page.",
+        "extensions": {"code": "RESPONSE_TOO_LARGE"},
+    }
+    return {"data": None, "errors": [error]}
+
+
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app, mounted directly: it serves well above FastAPI's router."""
 
@@ -167,10 +194,14 @@ class GraphQLApp(GraphQL[Context, None]):
         self._prepared = PreparedOperations(schema, limits)
         self.shared_subscriptions = SharedSubscriptions(schema, limits)
         self._max_sockets = settings.ws_connections_max_per_key
+        self._max_response = settings.response_max_bytes
         # Open WebSockets per caller on this process.
         self._sockets: Counter[str] = Counter()
         # How to reach each open WebSocket, to tell it the server is going away.
         self._open: dict[int, Send] = {}
+        # The key each open, acknowledged WebSocket connected with, checked again
+        # periodically (`watch_keys`).
+        self._socket_keys: dict[int, str | None] = {}
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -184,10 +215,16 @@ class GraphQLApp(GraphQL[Context, None]):
             return await super().parse_http_body(request)
         except HTTPException:
             raise
-        except Exception as error:
-            # Strawberry maps the multipart `map` onto the variables without checking each
-            # path (one past a list's end, into a string...): a bad request, not a 500.
-            raise HTTPException(400, f"The request could not be read: {error!r}") from None
+        except RecursionError:
+            raise HTTPException(400, NESTED_TOO_DEEP) from None
+        except Exception:
+            # Strawberry reads the body as it should be, without checking: a `null` body
+            # or one that is not an object, a multipart `map` whose path leads one past a
+            # list's end or into a string... A bad request, not a 500; what Python said
+            # goes to the log, never to the client.
+            logger.info("an unreadable GraphQL request", exc_info=True)
+            multipart = content_type == "multipart/form-data"
+            raise HTTPException(400, MAP_UNREADABLE if multipart else BODY_UNREADABLE) from None
 
     def encode_json(self, data: object) -> str:
         # orjson writes a response several times faster than the standard library. Text,
@@ -195,7 +232,13 @@ class GraphQLApp(GraphQL[Context, None]):
         # graphql-ws clients do not read. Requests are still read with `json`, which
         # lets a lone surrogate through to the input checks, so the client hears which
         # field is wrong.
-        return orjson.dumps(data).decode()
+        encoded = orjson.dumps(data)
+        if len(encoded) > self._max_response:
+            refusal = _too_large(len(encoded), self._max_response)
+            if isinstance(data, dict) and "payload" in data:  # a WebSocket's `next`
+                refusal = {**data, "payload": refusal}
+            return orjson.dumps(refusal).decode()
+        return encoded.decode()
 
     async def going_away(self) -> None:
         """Close every WebSocket with 1001 (going away), so clients reconnect to
@@ -208,6 +251,33 @@ class GraphQLApp(GraphQL[Context, None]):
                         "code": CloseCode.GOING_AWAY,
                         "reason": SHUTDOWN_REASON,
                     }
+                )
+
+    async def watch_keys(self, services: Services) -> None:
+        """Close with 4403 every open WebSocket whose key has been revoked: a socket
+        that only listens sends nothing that would have its key checked again."""
+        interval = max(services.settings.auth_cache_seconds, KEY_RECHECK_MIN_SECONDS)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._close_revoked(services)
+            except Exception:
+                logger.exception("checking the keys of open WebSockets failed; will retry")
+
+    async def _close_revoked(self, services: Services) -> None:
+        keys = set(self._socket_keys.values())
+        if not keys:
+            return
+        valid = await services.keys.still_valid(keys)
+        for socket_id, key in list(self._socket_keys.items()):
+            send = self._open.get(socket_id)
+            if key in valid or send is None:
+                continue
+            self._socket_keys.pop(socket_id, None)
+            logger.info("closing a WebSocket whose API key was revoked")
+            with contextlib.suppress(Exception):
+                await send(
+                    {"type": "websocket.close", "code": FORBIDDEN, "reason": KEY_REVOKED_REASON}
                 )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -231,6 +301,7 @@ class GraphQLApp(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
         finally:
             self._open.pop(id(scope), None)
+            self._socket_keys.pop(id(scope), None)
             owner = scope.get("state", {}).pop(SOCKET_OWNER_STATE, None)
             if owner is not None:
                 WEBSOCKETS.dec()
@@ -248,8 +319,8 @@ class GraphQLApp(GraphQL[Context, None]):
             # 64 bits as a float and refuses a lone surrogate, which the input checks
             # would rather name.
             data = json.loads(body)
-        except ValueError:
-            return False
+        except (ValueError, RecursionError):
+            return False  # Strawberry reads it again and answers 400
         request_data = _single_operation(data)
         if request_data is None:
             return False
@@ -284,7 +355,11 @@ class GraphQLApp(GraphQL[Context, None]):
             raise ConnectionRejectionError
         self._sockets[name] += 1
         WEBSOCKETS.inc()
-        context.request.scope.setdefault("state", {})[SOCKET_OWNER_STATE] = name
+        state = context.request.scope.setdefault("state", {})
+        state[SOCKET_OWNER_STATE] = name
+        state[SOCKET_KEY_STATE] = key
+        if context.settings.auth:
+            self._socket_keys[id(context.request.scope)] = key
         return UNSET
 
 
@@ -329,7 +404,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 max_messages=settings.create_group_max_rows,
                 max_in_flight=settings.create_groups_in_flight,
             ),
-            keys=KeyChecker(sessionmaker, settings.auth_cache_seconds),
+            keys=KeyChecker(
+                sessionmaker,
+                settings.auth_cache_seconds,
+                lookups_in_flight=settings.auth_lookups_in_flight,
+                max_keys=settings.auth_cache_max_keys,
+            ),
             limiter=RateLimiter(commands),
         )
     finally:
@@ -411,8 +491,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     DEVELOPMENT_CALLER,
                 )
             _freeze_startup_objects()
-            async with app.state.mcp.session_manager.run():
-                yield
+            watcher = (
+                asyncio.create_task(graphql_app.watch_keys(services), name="websocket-keys")
+                if settings.auth
+                else None
+            )
+            try:
+                async with app.state.mcp.session_manager.run():
+                    yield
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
 
     traced = settings.opentelemetry
     app = Api(
@@ -433,7 +524,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(
         Route("/tasks/{task_id}/artifacts/{name}", download_artifact, methods=["GET"])
     )
-    app.router.routes.append(Route(MCP_PATH, McpEndpoint()))
+    app.router.routes.append(Route(MCP_PATH, McpEndpoint(settings.mcp_sessions_tracked)))
     app.router.routes.append(Route("/login", login_page, methods=["GET"]))
     app.router.routes.append(Route("/login", login, methods=["POST"]))
     app.add_middleware(BodySizeLimit, max_bytes=settings.request_max_bytes)

@@ -405,3 +405,65 @@ async def test_websockets_past_the_limit_of_a_key_are_closed_with_4403(
     async with connect(secured.stack) as again:
         await again.send(init)
         assert json.loads(await asyncio.wait_for(again.recv(), 10))["type"] == "connection_ack"
+
+
+@pytest.mark.parametrize("query_string", ["%71uery={__typename}", "query={__typename}", "x=1"])
+def test_a_get_with_any_query_parameter_needs_a_key_even_from_a_browser(
+    secured: Secured, query_string: str
+) -> None:
+    response = httpx.get(
+        f"{secured.stack.graphql_url}?{query_string}", headers={"accept": "text/html"}
+    )
+
+    assert response.status_code == 401
+    assert "__typename" not in response.text
+
+
+async def subscribed_feed(stack: Stack, key: str) -> Any:
+    """An open socket of `key`'s, acknowledged, with the dashboard feed subscribed."""
+    ws = await connect(stack).__aenter__()
+    await ws.send(json.dumps({"type": "connection_init", "payload": {"apiKey": key}}))
+    assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+    payload = {"query": TASK_UPDATES, "variables": {}}
+    await ws.send(json.dumps({"id": "feed", "type": "subscribe", "payload": payload}))
+    return ws
+
+
+def revoke(stack: Stack, name: str) -> None:
+    listed = aitasks(stack, "keys", "list").stdout
+    key_id = next(line.split()[0] for line in listed.splitlines() if name in line.split())
+    aitasks(stack, "keys", "revoke", key_id)
+
+
+async def test_a_key_revoked_while_its_socket_is_open_closes_it_with_4403(
+    secured: Secured,
+) -> None:
+    name = f"erin-{uuid.uuid4().hex[:8]}"
+    key = new_key(secured.stack, name)
+    ws = await subscribed_feed(secured.stack, key)
+    try:
+        revoke(secured.stack, name)
+        # Nothing more is sent on the socket: the periodic re-check alone must close it.
+        assert await closed_with(ws) == 4403
+    finally:
+        await ws.close()
+
+
+async def test_an_operation_on_the_socket_of_a_revoked_key_is_refused_with_4403(
+    secured: Secured,
+) -> None:
+    name = f"frank-{uuid.uuid4().hex[:8]}"
+    key = new_key(secured.stack, name)
+    async with connect(secured.stack) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"apiKey": key}}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+        revoke(secured.stack, name)
+        payload = {"query": CREATE_TASK, "variables": {"input": {"prompt": "after revoke"}}}
+        await ws.send(json.dumps({"id": "late", "type": "subscribe", "payload": payload}))
+        messages: list[dict[str, Any]] = []
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                messages.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    assert not any(message.get("type") == "next" for message in messages), messages
