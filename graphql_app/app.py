@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
@@ -155,6 +155,47 @@ def _single_operation(data: object) -> tuple[str, dict[str, Any] | None, str | N
     if not isinstance(operation_name, str | None):
         return None
     return query, variables, operation_name
+
+
+# The GraphQL-over-HTTP media type: with it, a request that never reached execution
+# (a document that does not parse or validate, variables that do not coerce) answers 400
+# without `data`; with plain application/json, such an answer stays 200.
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
+def _quality(media_range: str) -> tuple[str, float]:
+    media_type, _, parameters = media_range.partition(";")
+    quality = 1.0
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                quality = float(value)
+            except ValueError:
+                quality = 0.0
+    return media_type.strip().lower(), quality
+
+
+def _prefers_graphql_response(accept: str) -> bool:
+    """Whether the Accept header asks for GRAPHQL_RESPONSE_JSON at least as much as for
+    application/json. A missing or `*/*` Accept keeps application/json, which every
+    client reads."""
+    qualities = dict(_quality(media_range) for media_range in accept.split(","))
+    wanted = qualities.get(GRAPHQL_RESPONSE_JSON, 0.0)
+    return wanted > 0 and wanted >= qualities.get("application/json", 0.0)
+
+
+def _never_executed(response: dict[str, Any]) -> bool:
+    """A response whose errors all came before execution: every error raised while a
+    field ran has a `path`, those of parsing, validation and variables have none."""
+    errors = response.get("errors") or []
+    return response.get("data") is None and bool(errors) and not any("path" in e for e in errors)
+
+
+class _SubResponse(Response):
+    """Strawberry's per-request response, noting the media type the request asked for."""
+
+    graphql_response = False
 
 
 def _too_large(size: int, limit: int) -> dict[str, Any]:
@@ -334,6 +375,30 @@ class GraphQLApp(GraphQL[Context, None]):
         result = await self._prepared.execute(prepared, variables, context)
         await self.create_response(result, sub_response)(scope, receive, send)
         return True
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = _SubResponse()
+        sub_response.status_code = None  # type: ignore[assignment]
+        del sub_response.headers["content-length"]
+        sub_response.graphql_response = _prefers_graphql_response(request.headers.get("accept", ""))
+        return sub_response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        if not getattr(sub_response, "graphql_response", False):
+            return super().create_response(response_data, sub_response)
+        if isinstance(response_data, dict) and _never_executed(cast(dict[str, Any], response_data)):
+            response_data = cast(
+                GraphQLHTTPResponse, {k: v for k, v in response_data.items() if k != "data"}
+            )
+            if sub_response.status_code is None:
+                sub_response.status_code = 400
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+        return response
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services
