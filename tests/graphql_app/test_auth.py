@@ -467,3 +467,40 @@ async def test_an_operation_on_the_socket_of_a_revoked_key_is_refused_with_4403(
 
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
     assert not any(message.get("type") == "next" for message in messages), messages
+
+
+# A small key cache, so that a flood of made-up keys overfills it many times.
+CACHE_MAX_KEYS = 20
+
+
+async def test_a_flood_of_made_up_keys_does_not_push_out_a_known_one(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack(
+        AITASKS_AUTH="on",
+        AITASKS_AUTH_CACHE_SECONDS="600",
+        AITASKS_AUTH_CACHE_MAX_KEYS=str(CACHE_MAX_KEYS),
+    )
+    stack.start_api()
+    name = f"gina-{uuid.uuid4().hex[:8]}"
+    key = new_key(stack, name)
+    assert call(stack, "{ __typename }", key=key).status_code == 200
+    async with httpx.AsyncClient(timeout=30) as client:
+        flood = await asyncio.gather(
+            *(
+                client.post(
+                    stack.graphql_url,
+                    json={"query": "{ __typename }"},
+                    headers={"authorization": f"Bearer ait_{uuid.uuid4().hex}"},
+                )
+                for _ in range(CACHE_MAX_KEYS * 5)
+            )
+        )
+    # Revoked now, but remembered as valid for the cache's 600 s: still served, which
+    # shows the flood left it in the cache (a cache emptied by the flood would ask the
+    # database and refuse it).
+    revoke(stack, name)
+    after = call(stack, "{ __typename }", key=key)
+
+    assert {response.status_code for response in flood} == {401}
+    assert after.status_code == 200
