@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +52,15 @@ def audit_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def keyed(make_stack: Callable[..., Stack]) -> tuple[Stack, str]:
+def keyed(make_stack: Callable[..., Stack]) -> Iterator[tuple[Stack, str]]:
     """An API that requires keys, as production does, and a key for the audit."""
     stack = make_stack(AITASKS_AUTH="on")
     stack.start_api()
-    return stack, new_key(stack, "audit")
+    yield stack, new_key(stack, "audit")
+    # Stopped with the module, not the session: every stack holds PostgreSQL
+    # connections, and the suite's stacks together would pass its connection limit.
+    stack.terminate()
+    stack.wait_stopped()
 
 
 def run_audit(audit_dir: Path, url: str, key: str) -> list[dict[str, Any]]:

@@ -501,12 +501,17 @@ def test_a_flood_of_made_up_keys_does_not_push_out_a_known_one(
     key = new_key(stack, name)
     assert call(stack, "{ __typename }", key=key).status_code == 200
 
-    flood = asyncio.run(_flood(stack.graphql_url, CACHE_MAX_KEYS * 5))
-    # Revoked now, but remembered as valid for the cache's 600 s: still served, which
-    # shows the flood left it in the cache (a cache emptied by the flood would ask the
-    # database and refuse it).
-    revoke(stack, name)
-    after = call(stack, "{ __typename }", key=key)
+    try:
+        flood = asyncio.run(_flood(stack.graphql_url, CACHE_MAX_KEYS * 5))
+        # Revoked now, but remembered as valid for the cache's 600 s: still served,
+        # which shows the flood left it in the cache (a cache emptied by the flood
+        # would ask the database and refuse it).
+        revoke(stack, name)
+        after = call(stack, "{ __typename }", key=key)
+    finally:
+        # Each stack holds PostgreSQL connections until stopped.
+        stack.terminate()
+        stack.wait_stopped()
 
     assert {response.status_code for response in flood} == {401}
     assert after.status_code == 200

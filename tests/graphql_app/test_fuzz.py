@@ -111,12 +111,16 @@ HEADER_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max
 
 
 @pytest.fixture(scope="module")
-def fuzzed(make_stack: Callable[..., Stack]) -> tuple[Stack, str]:
+def fuzzed(make_stack: Callable[..., Stack]) -> Iterator[tuple[Stack, str]]:
     """An API that requires keys, and one key: most requests are made as its caller."""
     # No worker: tasks the fuzzer creates wait PENDING instead of occupying one.
     stack = make_stack(AITASKS_AUTH="on")
     stack.start_api()
-    return stack, new_key(stack, "fuzz")
+    yield stack, new_key(stack, "fuzz")
+    # Stopped with the module, not the session: every stack holds PostgreSQL
+    # connections, and the suite's stacks together would pass its connection limit.
+    stack.terminate()
+    stack.wait_stopped()
 
 
 @pytest.fixture

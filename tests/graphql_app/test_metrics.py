@@ -22,7 +22,7 @@ KNOWN_FIELDS = {
     for root in (_ROOTS.query_type, _ROOTS.mutation_type, _ROOTS.subscription_type)
     if root is not None
     for name in root.fields
-} | {"invalid", "unknown", "multiple", "none"}
+} | {"__typename", "__schema", "__type", "invalid", "unknown", "multiple", "none"}
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

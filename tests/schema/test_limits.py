@@ -4,7 +4,7 @@ itself expensive."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -96,14 +96,18 @@ RESPONSE_MAX_BYTES = 20_000
 
 
 @pytest.fixture(scope="module")
-def locked_down(make_stack: Callable[..., Stack]) -> Stack:
+def locked_down(make_stack: Callable[..., Stack]) -> Iterator[Stack]:
     """An API as production runs it in these respects: introspection off, and a bound on
     the size of an answer."""
     stack = make_stack(
         AITASKS_INTROSPECTION="false", AITASKS_RESPONSE_MAX_BYTES=str(RESPONSE_MAX_BYTES)
     )
     stack.start_api()
-    return stack
+    yield stack
+    # Stopped with the module, not the session: every stack holds PostgreSQL
+    # connections, and the suite's stacks together would pass its connection limit.
+    stack.terminate()
+    stack.wait_stopped()
 
 
 def post(stack: Stack, query: str, variables: dict[str, Any] | None = None) -> Any:

@@ -4,7 +4,7 @@ places: concurrent creates and retries together never take a caller past it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -35,11 +35,15 @@ query Unfinished {
 
 
 @pytest.fixture(scope="module")
-def capped(make_stack: Callable[..., Stack]) -> Stack:
+def capped(make_stack: Callable[..., Stack]) -> Iterator[Stack]:
     # No worker: every task created stays PENDING, so each counts until it is cancelled.
     stack = make_stack(AITASKS_UNFINISHED_TASKS_MAX=str(UNFINISHED_MAX))
     stack.start_api()
-    return stack
+    yield stack
+    # Stopped with the module, not the session: every stack holds PostgreSQL
+    # connections, and the suite's stacks together would pass its connection limit.
+    stack.terminate()
+    stack.wait_stopped()
 
 
 async def _post(client: httpx.AsyncClient, query: str, variables: dict[str, Any]) -> Any:
