@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint schema bench faults clean
+.PHONY: run test lint schema bench faults fuzz clean
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "aitasks needs Python 3.11 or newer: install it, or pass PYTHON=/path/to/python3.11"; exit 1; }
@@ -22,6 +22,13 @@ run: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest
+
+# The edge's fuzz suite with many more examples than `make test` runs (findings go to
+# docs/fuzzing.md). `make fuzz FUZZ_EXAMPLES=5000` runs longer still.
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(INSTALLED)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest --timeout=0 \
+		tests/graphql_app/test_fuzz.py tests/schema/test_fuzz.py
 
 lint: $(INSTALLED)
 	$(BIN)/ruff format --check .

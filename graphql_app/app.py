@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
@@ -48,6 +48,7 @@ from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, moun
 from graphql_app.outage import OutageGuard
 from graphql_app.settings import Settings, get_settings
 from graphql_app.websocket import SharedSubscriptions, TransportHandler
+from graphql_app.ws_messages import FORBIDDEN, KEY_REVOKED_REASON, SOCKET_KEY_STATE
 from graphql_app.ws_protocol import SHUTDOWN_REASON
 from persistence.creation import TaskInserts
 from persistence.database import POOL_SIZE, create_engine, create_pool, create_sessionmaker
@@ -76,9 +77,24 @@ MULTIPART_REFUSED = (
 )
 
 
+NESTED_TOO_DEEP = "The request is nested too deeply to be read."
+BODY_UNREADABLE = (
+    "The request body must be a JSON object with `query` (a string) and optionally "
+    "`variables` and `extensions` (objects) and `operationName` (a string)."
+)
+MAP_UNREADABLE = (
+    "The multipart `map` must be an object whose values are lists of paths, each to a "
+    "null in the operations' variables (such as `variables.input.files.0.upload`)."
+)
+
 # The keys of a JSON request that the prepared path serves; any other (`extensions`)
 # goes to Strawberry.
 PLAIN_REQUEST_KEYS = frozenset({"query", "variables", "operationName"})
+
+# How often open WebSockets have their keys checked again, at the most: every
+# AITASKS_AUTH_CACHE_SECONDS, so a revoked key's sockets close within that long, but not
+# more often than this when the cache is off (one query per pass, for every key open).
+KEY_RECHECK_MIN_SECONDS = 1.0
 
 WEBSOCKETS = Gauge("aitasks_websockets_open", "WebSockets open and past connection_init.")
 
@@ -89,9 +105,10 @@ SOCKET_OWNER_STATE = "aitasks_socket_owner"
 
 
 def _asks_for_graphiql(scope: Scope) -> bool:
-    """A browser's GET for the GraphiQL page itself (no operation), served to anyone:
-    the operations it then sends carry the login cookie."""
-    if scope["method"] != "GET" or b"query=" in scope.get("query_string", b""):
+    """A browser's GET for the GraphiQL page itself, served to anyone: the operations it
+    then sends carry the login cookie. Only a bare GET, with no query string at all: a
+    parameter, however spelled (`%71uery=` decodes to `query=`), may carry an operation."""
+    if scope["method"] != "GET" or scope.get("query_string", b""):
         return False
     accept = Headers(scope=scope).get("accept", "")
     return "text/html" in accept
@@ -141,6 +158,57 @@ def _single_operation(data: object) -> tuple[str, dict[str, Any] | None, str | N
     return query, variables, operation_name
 
 
+# The GraphQL-over-HTTP media type: with it, a request that never reached execution
+# (a document that does not parse or validate, variables that do not coerce) answers 400
+# without `data`; with plain application/json, such an answer stays 200.
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
+def _quality(media_range: str) -> tuple[str, float]:
+    media_type, _, parameters = media_range.partition(";")
+    quality = 1.0
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                quality = float(value)
+            except ValueError:
+                quality = 0.0
+    return media_type.strip().lower(), quality
+
+
+def _prefers_graphql_response(accept: str) -> bool:
+    """Whether the Accept header asks for GRAPHQL_RESPONSE_JSON at least as much as for
+    application/json. A missing or `*/*` Accept keeps application/json, which every
+    client reads."""
+    qualities = dict(_quality(media_range) for media_range in accept.split(","))
+    wanted = qualities.get(GRAPHQL_RESPONSE_JSON, 0.0)
+    return wanted > 0 and wanted >= qualities.get("application/json", 0.0)
+
+
+def _never_executed(response: dict[str, Any]) -> bool:
+    """A response whose errors all came before execution: every error raised while a
+    field ran has a `path`, those of parsing, validation and variables have none."""
+    errors = response.get("errors") or []
+    return response.get("data") is None and bool(errors) and not any("path" in e for e in errors)
+
+
+class _SubResponse(Response):
+    """Strawberry's per-request response, noting the media type the request asked for."""
+
+    graphql_response = False
+
+
+def _too_large(size: int, limit: int) -> dict[str, Any]:
+    """The answer sent instead of one over AITASKS_RESPONSE_MAX_BYTES."""
+    error = {
+        "message": f"The answer would be {size:,} bytes, over the limit of {limit:,} "
+        "(AITASKS_RESPONSE_MAX_BYTES): ask for fewer fields, aliases or tasks per page.",
+        "extensions": {"code": "RESPONSE_TOO_LARGE"},
+    }
+    return {"data": None, "errors": [error]}
+
+
 class GraphQLApp(GraphQL[Context, None]):
     """Strawberry's ASGI app, mounted directly: it serves well above FastAPI's router."""
 
@@ -168,10 +236,14 @@ class GraphQLApp(GraphQL[Context, None]):
         self._prepared = PreparedOperations(schema, limits)
         self.shared_subscriptions = SharedSubscriptions(schema, limits)
         self._max_sockets = settings.ws_connections_max_per_key
+        self._max_response = settings.response_max_bytes
         # Open WebSockets per caller on this process.
         self._sockets: Counter[str] = Counter()
         # How to reach each open WebSocket, to tell it the server is going away.
         self._open: dict[int, Send] = {}
+        # The key each open, acknowledged WebSocket connected with, checked again
+        # periodically (`watch_keys`).
+        self._socket_keys: dict[int, str | None] = {}
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -185,10 +257,16 @@ class GraphQLApp(GraphQL[Context, None]):
             return await super().parse_http_body(request)
         except HTTPException:
             raise
-        except Exception as error:
-            # Strawberry maps the multipart `map` onto the variables without checking each
-            # path (one past a list's end, into a string...): a bad request, not a 500.
-            raise HTTPException(400, f"The request could not be read: {error!r}") from None
+        except RecursionError:
+            raise HTTPException(400, NESTED_TOO_DEEP) from None
+        except Exception:
+            # Strawberry reads the body as it should be, without checking: a `null` body
+            # or one that is not an object, a multipart `map` whose path leads one past a
+            # list's end or into a string... A bad request, not a 500; what Python said
+            # goes to the log, never to the client.
+            logger.info("an unreadable GraphQL request", exc_info=True)
+            multipart = content_type == "multipart/form-data"
+            raise HTTPException(400, MAP_UNREADABLE if multipart else BODY_UNREADABLE) from None
 
     def encode_json(self, data: object) -> str:
         # orjson writes a response several times faster than the standard library. Text,
@@ -196,7 +274,13 @@ class GraphQLApp(GraphQL[Context, None]):
         # graphql-ws clients do not read. Requests are still read with `json`, which
         # lets a lone surrogate through to the input checks, so the client hears which
         # field is wrong.
-        return orjson.dumps(data).decode()
+        encoded = orjson.dumps(data)
+        if len(encoded) > self._max_response:
+            refusal = _too_large(len(encoded), self._max_response)
+            if isinstance(data, dict) and "payload" in data:  # a WebSocket's `next`
+                refusal = {**data, "payload": refusal}
+            return orjson.dumps(refusal).decode()
+        return encoded.decode()
 
     async def going_away(self) -> None:
         """Close every WebSocket with 1001 (going away), so clients reconnect to
@@ -209,6 +293,33 @@ class GraphQLApp(GraphQL[Context, None]):
                         "code": CloseCode.GOING_AWAY,
                         "reason": SHUTDOWN_REASON,
                     }
+                )
+
+    async def watch_keys(self, services: Services) -> None:
+        """Close with 4403 every open WebSocket whose key has been revoked: a socket
+        that only listens sends nothing that would have its key checked again."""
+        interval = max(services.settings.auth_cache_seconds, KEY_RECHECK_MIN_SECONDS)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._close_revoked(services)
+            except Exception:
+                logger.exception("checking the keys of open WebSockets failed; will retry")
+
+    async def _close_revoked(self, services: Services) -> None:
+        keys = set(self._socket_keys.values())
+        if not keys:
+            return
+        valid = await services.keys.still_valid(keys)
+        for socket_id, key in list(self._socket_keys.items()):
+            send = self._open.get(socket_id)
+            if key in valid or send is None:
+                continue
+            self._socket_keys.pop(socket_id, None)
+            logger.info("closing a WebSocket whose API key was revoked")
+            with contextlib.suppress(Exception):
+                await send(
+                    {"type": "websocket.close", "code": FORBIDDEN, "reason": KEY_REVOKED_REASON}
                 )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -232,6 +343,7 @@ class GraphQLApp(GraphQL[Context, None]):
             await super().__call__(scope, receive, send)
         finally:
             self._open.pop(id(scope), None)
+            self._socket_keys.pop(id(scope), None)
             owner = scope.get("state", {}).pop(SOCKET_OWNER_STATE, None)
             if owner is not None:
                 WEBSOCKETS.dec()
@@ -249,8 +361,8 @@ class GraphQLApp(GraphQL[Context, None]):
             # 64 bits as a float and refuses a lone surrogate, which the input checks
             # would rather name.
             data = json.loads(body)
-        except ValueError:
-            return False
+        except (ValueError, RecursionError):
+            return False  # Strawberry reads it again and answers 400
         request_data = _single_operation(data)
         if request_data is None:
             return False
@@ -264,6 +376,30 @@ class GraphQLApp(GraphQL[Context, None]):
         result = await self._prepared.execute(prepared, variables, context)
         await self.create_response(result, sub_response)(scope, receive, send)
         return True
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = _SubResponse()
+        sub_response.status_code = None  # type: ignore[assignment]
+        del sub_response.headers["content-length"]
+        sub_response.graphql_response = _prefers_graphql_response(request.headers.get("accept", ""))
+        return sub_response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        if not getattr(sub_response, "graphql_response", False):
+            return super().create_response(response_data, sub_response)
+        if isinstance(response_data, dict) and _never_executed(cast(dict[str, Any], response_data)):
+            response_data = cast(
+                GraphQLHTTPResponse, {k: v for k, v in response_data.items() if k != "data"}
+            )
+            if sub_response.status_code is None:
+                sub_response.status_code = 400
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+        return response
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services
@@ -285,7 +421,11 @@ class GraphQLApp(GraphQL[Context, None]):
             raise ConnectionRejectionError
         self._sockets[name] += 1
         WEBSOCKETS.inc()
-        context.request.scope.setdefault("state", {})[SOCKET_OWNER_STATE] = name
+        state = context.request.scope.setdefault("state", {})
+        state[SOCKET_OWNER_STATE] = name
+        state[SOCKET_KEY_STATE] = key
+        if context.settings.auth:
+            self._socket_keys[id(context.request.scope)] = key
         return UNSET
 
 
@@ -330,7 +470,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 max_messages=settings.create_group_max_rows,
                 max_in_flight=settings.create_groups_in_flight,
             ),
-            keys=KeyChecker(sessionmaker, settings.auth_cache_seconds),
+            keys=KeyChecker(
+                sessionmaker,
+                settings.auth_cache_seconds,
+                lookups_in_flight=settings.auth_lookups_in_flight,
+                max_keys=settings.auth_cache_max_keys,
+            ),
             limiter=RateLimiter(commands),
         )
     finally:
@@ -412,8 +557,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     DEVELOPMENT_CALLER,
                 )
             _freeze_startup_objects()
-            async with app.state.mcp.session_manager.run():
-                yield
+            watcher = (
+                asyncio.create_task(graphql_app.watch_keys(services), name="websocket-keys")
+                if settings.auth
+                else None
+            )
+            try:
+                async with app.state.mcp.session_manager.run():
+                    yield
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
 
     traced = settings.opentelemetry
     app = Api(
@@ -435,7 +591,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(
         Route("/tasks/{task_id}/artifacts/{name}", download_artifact, methods=["GET"])
     )
-    app.router.routes.append(Route(MCP_PATH, McpEndpoint()))
+    app.router.routes.append(Route(MCP_PATH, McpEndpoint(settings.mcp_sessions_tracked)))
     app.router.routes.append(Route("/login", login_page, methods=["GET"]))
     app.router.routes.append(Route("/login", login, methods=["POST"]))
     app.add_middleware(OutageGuard, retry_after_seconds=settings.outage_retry_after_seconds)

@@ -15,14 +15,15 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import anyio
+from cachetools import LRUCache
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 
 from graphql_app.auth import admit, authenticate, bearer
 from graphql_app.settings import Settings
@@ -48,6 +49,8 @@ MCP_PATH = "/mcp"
 WAIT_MAX_SECONDS = 600.0
 WAIT_DEFAULT_SECONDS = 300.0
 LIST_DEFAULT_SIZE = 20
+# The header that carries a streamable-HTTP session's id.
+SESSION_HEADER = "mcp-session-id"
 UNAUTHENTICATED_MESSAGE = (
     "An API key is needed: send `Authorization: Bearer <key>` (create one with "
     "`aitasks keys create --name NAME`)."
@@ -309,14 +312,51 @@ def mount_http(server: MCPServer, settings: Settings) -> None:
 
 class McpEndpoint:
     """`/mcp`: refuses a request without a valid key (401) or over the caller's request
-    rate (429), as `/graphql` does, then hands it to the MCP session manager."""
+    rate (429), as `/graphql` does, then hands it to the MCP session manager.
+
+    A session belongs to the caller whose request opened it: a session id sent with
+    another caller's key answers 404, as an unknown session does, so that an id seen in a
+    log or a proxy lets no one else use (or end) the session."""
+
+    def __init__(self, sessions_tracked: int) -> None:
+        # Who opened each session, the least recently used forgotten first; a forgotten
+        # session answers 404 and its client opens a new one, as after a restart.
+        self._owners: LRUCache[str, str] = LRUCache(sessions_tracked)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["app"].state
         services: Services = state.services
-        caller = await admit(services, bearer(Headers(scope=scope).get("authorization")))
+        headers = Headers(scope=scope)
+        caller = await admit(services, bearer(headers.get("authorization")))
         if isinstance(caller, Response):
             await caller(scope, receive, send)
             return
+        session_id = headers.get(SESSION_HEADER)
+        if session_id is not None and self._owners.get(session_id) != caller.name:
+            await _unknown_session()(scope, receive, send)
+            return
         server: MCPServer = state.mcp
-        await server.session_manager.handle_request(scope, receive, send)
+        await server.session_manager.handle_request(
+            scope, receive, self._recording(send, caller.name)
+        )
+
+    def _recording(self, send: Send, owner: str) -> Send:
+        """`send`, noting the owner of a session the response opens."""
+
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                opened = Headers(raw=message.get("headers", [])).get(SESSION_HEADER)
+                if opened is not None:
+                    self._owners[opened] = owner
+            await send(message)
+
+        return recording_send
+
+
+def _unknown_session() -> Response:
+    error = {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32001, "message": "Session not found"},
+    }
+    return JSONResponse(error, status_code=404)

@@ -88,6 +88,15 @@ class Settings(BaseSettings):
     # A key's check is remembered this long, so a busy client costs no query per request;
     # a revoked key stops working within it.
     auth_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
+    # Keys in no cache looked up at once, the rest waiting: a flood of made-up keys
+    # cannot take the database's connections.
+    auth_lookups_in_flight: int = Field(default=4, ge=1, le=100)
+    # Keys remembered, this many known and separately this many unknown ones (least
+    # recently used forgotten first): made-up keys can only push out other made-up keys.
+    auth_cache_max_keys: int = Field(default=10_000, ge=1)
+    # MCP sessions whose opener is remembered (tasks over /mcp); a forgotten one answers
+    # 404 and its client opens another, as after a restart.
+    mcp_sessions_tracked: int = Field(default=10_000, ge=1)
     # FastAPI's built-in OpenTelemetry tracing, metrics and logs. Off unless asked for:
     # with no exporter configured it only costs time (about 5% of a create in a py-spy
     # profile; not separable from noise in the create benchmark).
@@ -122,6 +131,9 @@ class Settings(BaseSettings):
     files_max_per_task: int = Field(default=4, gt=0, le=100)
     # Any HTTP request body longer than this is refused with 413 before it is read.
     request_max_bytes: int = Field(default=48 * 2**20, gt=0)
+    # The largest GraphQL answer sent: a small document of aliased pages can ask for
+    # megabytes. A full page of 100 tasks with 20 KB results each is about 2 MB.
+    response_max_bytes: int = Field(default=8 * 2**20, ge=1024)
     artifact_max_bytes: int = Field(default=20 * 2**20, gt=0, le=512 * 2**20)
     # The JSON `params` of a task, as sent.
     params_max_bytes: int = Field(default=16 * 2**10, gt=0, le=2**20)

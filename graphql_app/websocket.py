@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
@@ -55,6 +56,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from graphql_app.sharing import SharedValues
+from graphql_app.ws_messages import (
+    FORBIDDEN,
+    INTERNAL_ERROR,
+    INTERNAL_ERROR_REASON,
+    KEY_REVOKED_REASON,
+    NESTED_TOO_DEEP,
+    key_still_valid,
+    message_problem,
+)
 from schema import QueryLimits, Schema
 from schema.context import Context, Services
 from schema.errors import for_client
@@ -63,6 +73,8 @@ from schema.prepared import DocumentChecks
 from schema.subscriptions import follow_task
 from schema.types import TaskUpdate
 from tasks.watching import Update
+
+logger = logging.getLogger(__name__)
 
 UPDATES_SENT = Counter(
     "aitasks_subscription_updates_total",
@@ -316,14 +328,38 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 except JSONDecodeError:
                     await self.handle_invalid_message("WebSocket message must be valid JSON")
                     return
-                await self.handle_message(cast("Message", message))
+                except RecursionError:
+                    await self.handle_invalid_message(NESTED_TOO_DEEP)
+                    return
+                problem = message_problem(message)
+                if problem is not None:
+                    await self.handle_invalid_message(problem)
+                    return
+                await self._handle_safely(cast("Message", message))
                 del message
         except (WebSocketDisconnect, WebSocketDisconnected):
             pass
         finally:
             await self.shutdown()
 
+    async def _handle_safely(self, message: Message) -> None:
+        """Strawberry's dispatch; a failure it does not expect is logged with its
+        traceback and closes the socket with 4500, never with the traceback's text."""
+        try:
+            await self.handle_message(message)
+        except (WebSocketDisconnect, WebSocketDisconnected):
+            raise
+        except Exception:
+            logger.exception("a WebSocket message failed: closing the socket")
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=INTERNAL_ERROR, reason=INTERNAL_ERROR_REASON)
+
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        # The key is checked again on every operation: a revoked key stops here, within
+        # AITASKS_AUTH_CACHE_SECONDS of its revocation, whatever the socket did before.
+        if self.connection_acknowledged and not await key_still_valid(self.context):
+            await self.websocket.close(code=FORBIDDEN, reason=KEY_REVOKED_REASON)
+            return
         payload: Any = message.get("payload")
         if isinstance(payload, dict) and isinstance(payload.get("query"), str):
             # Clients send the same few documents: every operation then holds one copy.

@@ -27,7 +27,7 @@ from persistence.models import (
     TaskFile,
     TaskStatus,
 )
-from persistence.repository import NewTaskRow
+from persistence.repository import OWNER_LOCK_KEY, UNFINISHED_SQL, NewTaskRow
 
 _TASK_COLUMNS = ", ".join(column.name for column in Task.__table__.columns)
 _EVENT_COLUMNS = ", ".join(("task_id", "sequence", *EVENT_STATE_COLUMNS, "delta", "result_reset"))
@@ -83,13 +83,8 @@ INSERT INTO task_files (task_id, role, name, content_type, size, data)
 VALUES ($1, $2, $3, $4, $5, $6)
 """
 # Counting stops at `up_to`, so the check costs the same however many there are.
-COUNT_UNFINISHED = """
-SELECT count(*) FROM (
-    SELECT 1 FROM tasks
-    WHERE owner = $1 AND status IN ('PENDING', 'PROCESSING')
-    LIMIT $2
-) AS unfinished
-"""
+COUNT_UNFINISHED = UNFINISHED_SQL.format(owner="$1", up_to="$2")
+LOCK_OWNER = f"SELECT pg_advisory_xact_lock({OWNER_LOCK_KEY.format(owner='$1')})"
 FIND_BY_IDEMPOTENCY_KEY = f"""
 SELECT {_TASK_COLUMNS} FROM tasks WHERE owner = $1 AND idempotency_key = $2
 """
@@ -149,6 +144,12 @@ async def insert_files(
         (task_id, role.value, file.name, file.content_type, file.size, file.data) for file in files
     ]
     await connection.executemany(INSERT_FILE, rows)
+
+
+async def lock_owner(connection: Connection, owner: str) -> None:
+    """Wait for, then hold until the transaction ends, the owner's lock on its count of
+    unfinished tasks."""
+    await connection.execute(LOCK_OWNER, owner)
 
 
 async def count_unfinished(connection: Connection, owner: str, *, up_to: int) -> int:

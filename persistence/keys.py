@@ -63,3 +63,11 @@ async def caller_of(session: AsyncSession, key_hash: str) -> str | None:
     )
     name: str | None = (await session.execute(query)).scalar_one_or_none()
     return name
+
+
+async def callers_of(session: AsyncSession, key_hashes: list[str]) -> dict[str, str]:
+    """The names of the unrevoked keys among these digests, by digest."""
+    query = select(api_keys.c.key_hash, api_keys.c.name).where(
+        api_keys.c.key_hash.in_(key_hashes), api_keys.c.revoked_at.is_(None)
+    )
+    return {key_hash: name for key_hash, name in (await session.execute(query)).all()}

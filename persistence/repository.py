@@ -255,6 +255,32 @@ async def request_cancel(session: AsyncSession, task_id: uuid.UUID) -> TaskChang
     )
 
 
+# The lock every create or retry of one owner takes, held until its transaction ends,
+# while it counts the owner's unfinished tasks and adds one: they go in turn, so none
+# takes the owner past its cap (two owners sharing a 64-bit hash only wait for each
+# other).
+OWNER_LOCK_KEY = "hashtextextended('aitasks:unfinished:' || {owner}, 0)"
+# Counting stops at `up_to`, so the check costs the same however many there are.
+UNFINISHED_SQL = """
+SELECT count(*) FROM (
+    SELECT 1 FROM tasks
+    WHERE owner = {owner} AND status IN ('PENDING', 'PROCESSING')
+    LIMIT {up_to}
+) AS unfinished
+"""
+
+
+async def count_unfinished_locked(session: AsyncSession, owner: str, *, up_to: int) -> int:
+    """Take the owner's lock on its count of unfinished tasks (held until the session's
+    transaction ends, as `creation.lock_owner` does for a create), then count them, no
+    further than `up_to`."""
+    lock = text(f"SELECT pg_advisory_xact_lock({OWNER_LOCK_KEY.format(owner=':owner')})")
+    await session.execute(lock, {"owner": owner})
+    statement = text(UNFINISHED_SQL.format(owner=":owner", up_to=":up_to"))
+    count: int = (await session.execute(statement, {"owner": owner, "up_to": up_to})).scalar_one()
+    return count
+
+
 async def retry_task(session: AsyncSession, task_id: uuid.UUID) -> TaskChange | None:
     """Queue a FAILED or CANCELLED task again, keeping its error history."""
     return await _transition(

@@ -9,13 +9,16 @@ from strawberry.schema.config import BatchingConfig, StrawberryConfig
 
 from schema.errors import log_unexpected, mask_errors
 from schema.limits import QueryLimits, limit_extensions
-from schema.metrics import OperationMetrics
+from schema.metrics import OperationMetrics, root_fields
 from schema.mutations import Mutation
 from schema.queries import Query
 from schema.subscriptions import Subscription
 
 
 class Schema(strawberry.Schema):
+    # The names its root fields may have: the metrics' closed set of labels.
+    root_fields: frozenset[str] = frozenset()
+
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         log_unexpected(errors)
 
@@ -23,7 +26,7 @@ class Schema(strawberry.Schema):
 def build_schema(limits: QueryLimits) -> Schema:
     """The schema, holding every document to `limits`."""
     batching = BatchingConfig(max_operations=limits.max_batch) if limits.max_batch > 1 else None
-    return Schema(
+    built = Schema(
         config=StrawberryConfig(batching_config=batching),
         query=Query,
         mutation=Mutation,
@@ -39,6 +42,8 @@ def build_schema(limits: QueryLimits) -> Schema:
             OperationMetrics,
         ],
     )
+    built.root_fields = root_fields(built)
+    return built
 
 
 # With the default limits: what `make schema` exports (the limits change no type).

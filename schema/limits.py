@@ -4,7 +4,7 @@ included."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,5 +139,27 @@ def limit_extensions(limits: QueryLimits) -> list[Callable[[], SchemaExtension]]
         lambda: AddValidationRules([rule]),
     ]
     if not limits.introspection:
-        extensions.append(DisableIntrospection)
+        extensions.extend((DisableIntrospection, HideSuggestions))
     return extensions
+
+
+# How graphql-core appends its guesses to a message ("... Did you mean 'prompt'?").
+SUGGESTION = " Did you mean "
+
+
+def hide_suggestions(errors: Iterable[GraphQLError] | None) -> None:
+    """Cut graphql-core's "Did you mean ...?" from each message: with introspection off,
+    the suggestions would spell out the schema a field name at a time."""
+    for error in errors or ():
+        if SUGGESTION in error.message:
+            error.message = error.message.split(SUGGESTION, 1)[0]
+
+
+class HideSuggestions(SchemaExtension):
+    """No field, argument, type or value suggestions in any error (see hide_suggestions)."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        hide_suggestions(context.pre_execution_errors)
+        hide_suggestions(getattr(context.result, "errors", None))

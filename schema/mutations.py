@@ -80,10 +80,12 @@ class Mutation:
         )
         services = info.context.services
         try:
-            # Each statement of a create without files is safe alone: the INSERT (with its
-            # log entry) is one statement, and the idempotency-key steps are each
-            # conditional. Files are separate rows, stored in the task's transaction.
-            async with info.context.connection_unit(transaction=bool(new_task.files)) as unit:
+            # Each statement of a plain create is safe alone: the INSERT (with its log
+            # entry) is one statement, and the idempotency-key steps are each
+            # conditional. Files are separate rows, stored in the task's transaction, and
+            # the cap's count and insert are one step in one (see needs_transaction).
+            transaction = submission.needs_transaction(new_task, settings)
+            async with info.context.connection_unit(transaction=transaction) as unit:
                 task = await submission.create_task(
                     unit,
                     new_task,
@@ -129,8 +131,14 @@ class Mutation:
         try:
             async with info.context.unit_of_work() as uow:
                 task = await submission.retry_task(
-                    uow, str(id), services.dispatcher, owner=info.context.owner
+                    uow,
+                    str(id),
+                    services.dispatcher,
+                    owner=info.context.owner,
+                    unfinished_max=services.settings.unfinished_tasks_max,
                 )
         except (TaskNotFoundError, TaskStateProblem) as error:
             return _control_error(id, error)
+        except TaskLimitError as error:
+            return _rate_limited(info.context, error)
         return Task.from_model(task)

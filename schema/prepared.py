@@ -37,7 +37,7 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.schema.schema import validate_document
 
 from schema.errors import for_client
-from schema.limits import QueryLimits, document_size_rule
+from schema.limits import QueryLimits, document_size_rule, hide_suggestions
 from schema.metrics import OperationCounter
 
 # Distinct documents kept prepared. Clients send a handful each; the bound keeps a client
@@ -115,6 +115,7 @@ class PreparedOperations:
 
     def __init__(self, schema: Any, limits: QueryLimits) -> None:
         self._schema = schema
+        self._limits = limits
         self._executor_class = _acyclic(schema.execution_context_class)
         self._checks = DocumentChecks(schema, limits)
         self._prepared: OrderedDict[tuple[str, str | None], PreparedOperation | None] = (
@@ -142,7 +143,9 @@ class PreparedOperations:
         document, operation = checked
         if operation.operation == OperationType.SUBSCRIPTION:
             return None
-        return PreparedOperation(document, operation_name, OperationCounter.of(operation))
+        return PreparedOperation(
+            document, operation_name, OperationCounter.of(operation, self._schema.root_fields)
+        )
 
     async def execute(
         self, prepared: PreparedOperation, variables: dict[str, Any] | None, context: Any
@@ -163,6 +166,8 @@ class PreparedOperations:
             result = await result
         response: GraphQLHTTPResponse = {"data": result.data}
         if result.errors:
+            if not self._limits.introspection:
+                hide_suggestions(result.errors)
             response["errors"] = [error.formatted for error in for_client(result.errors, context)]
         prepared.counter.count(failed=bool(result.errors), seconds=time.perf_counter() - started)
         return response

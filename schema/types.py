@@ -198,7 +198,7 @@ class TaskStateError:
 
 
 TaskControlResult = Annotated[
-    Task | TaskNotFound | TaskStateError, strawberry.union("TaskControlResult")
+    Task | TaskNotFound | TaskStateError | RateLimited, strawberry.union("TaskControlResult")
 ]
 
 

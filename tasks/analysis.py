@@ -536,7 +536,30 @@ def group_by(table: pd.DataFrame, spec: GroupBy, limits: DataLimits) -> GroupRes
         "groups": len(result),
         "truncated": len(kept) < len(result),
     }
-    return GroupResult(json=summary, csv=kept.to_csv(index=False).encode("utf-8"))
+    return GroupResult(json=summary, csv=_formula_safe(kept).to_csv(index=False).encode("utf-8"))
+
+
+# A cell a spreadsheet reads as a formula when it starts with one of these (OWASP's list
+# for CSV injection); a leading apostrophe makes it text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _formula_safe_text(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _formula_safe(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with every text cell and column name that a spreadsheet would run as a
+    formula made plain text; numbers, negative ones included, stay as they are. For the
+    CSV artifact only: the JSON result keeps the values as they were."""
+    safe = table.copy()
+    for name in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[name]):
+            safe[name] = safe[name].map(_formula_safe_text, na_action="ignore")
+    safe.columns = [_formula_safe_text(name) for name in safe.columns]
+    return safe
 
 
 def _named_aggregations(spec: GroupBy) -> dict[str, tuple[str, Aggregation]]:

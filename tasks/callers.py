@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from persistence import keys
@@ -23,8 +25,13 @@ KEY_RANDOM_BYTES = 32
 SHOWN_PREFIX_CHARS = 12
 # The caller every request acts as when authentication is off (development only).
 DEVELOPMENT_CALLER = "development"
-# Keys looked up recently, kept so a busy client costs no query per request.
+# Keys looked up recently, kept so a busy client costs no query per request: this many
+# known keys, and separately this many unknown ones, so that random keys sent by anyone
+# can only push out other unknown keys, never a caller's. The least recently used goes
+# first when one is full (AITASKS_AUTH_CACHE_MAX_KEYS).
 CACHE_MAX_KEYS = 10_000
+# Keys in no cache looked up at once (AITASKS_AUTH_LOOKUPS_IN_FLIGHT).
+LOOKUPS_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)
@@ -56,28 +63,61 @@ async def create_key(session: AsyncSession, name: str) -> NewKey:
 
 class KeyChecker:
     """Checks keys against the database, remembering answers for `cache_seconds`: a
-    revoked key stops working within that long."""
+    revoked key stops working within that long. At most `lookups_in_flight` keys that
+    are in neither cache are looked up at once: a flood of made-up keys waits its turn
+    instead of taking the database's connections."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], cache_seconds: float
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cache_seconds: float,
+        *,
+        lookups_in_flight: int = LOOKUPS_IN_FLIGHT,
+        max_keys: int = CACHE_MAX_KEYS,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, Caller | None]] = {}
+        # TTLCache needs a positive time to live; with caching off nothing is stored.
+        ttl = max(cache_seconds, 1e-9)
+        self._known: TTLCache[str, Caller] = TTLCache(max_keys, ttl)
+        self._unknown: TTLCache[str, bool] = TTLCache(max_keys, ttl)
+        self._lookups = asyncio.Semaphore(lookups_in_flight)
 
     async def caller(self, key: str | None) -> Caller | None:
         """The caller a key speaks for, or None for a missing, unknown or revoked key."""
         if not key or not key.startswith(KEY_PREFIX) or len(key) > 2 * KEY_RANDOM_BYTES + 8:
             return None
         key_hash = digest(key)
-        now = time.monotonic()
-        cached = self._cache.get(key_hash)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        async with self._sessionmaker() as session:
+        known = self._known.get(key_hash)
+        if known is not None:
+            return known
+        if key_hash in self._unknown:
+            return None
+        async with self._lookups, self._sessionmaker() as session:
             name = await keys.caller_of(session, key_hash)
         caller = Caller(name) if name is not None else None
-        if len(self._cache) >= CACHE_MAX_KEYS:
-            self._cache.clear()
-        self._cache[key_hash] = (now + self._cache_seconds, caller)
+        self._remember(key_hash, caller)
         return caller
+
+    async def still_valid(self, given: Iterable[str | None]) -> set[str | None]:
+        """Which of these keys still speak for a caller, read from the database now (one
+        query for all), the cache refreshed with the answers."""
+        hashes = {digest(key): key for key in given if key}
+        if not hashes:
+            return set()
+        async with self._sessionmaker() as session:
+            names = await keys.callers_of(session, list(hashes))
+        for key_hash in hashes:
+            name = names.get(key_hash)
+            self._remember(key_hash, Caller(name) if name is not None else None)
+        return {key for key_hash, key in hashes.items() if key_hash in names}
+
+    def _remember(self, key_hash: str, caller: Caller | None) -> None:
+        if self._cache_seconds <= 0:
+            return
+        if caller is None:
+            self._known.pop(key_hash, None)
+            self._unknown[key_hash] = True
+        else:
+            self._unknown.pop(key_hash, None)
+            self._known[key_hash] = caller

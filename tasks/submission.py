@@ -191,12 +191,30 @@ async def _check_limits(
             seconds,
         )
     cap = settings.unfinished_tasks_max
-    if cap and await creation.count_unfinished(await unit.connection(), owner, up_to=cap) >= cap:
-        raise TaskLimitError(
-            f"This API key has {cap} tasks PENDING or PROCESSING, the most it may have "
-            "(AITASKS_UNFINISHED_TASKS_MAX); create more once some have finished.",
-            None,
-        )
+    if not cap:
+        return
+    if not unit.in_transaction:
+        # The lock is held until the transaction ends: without one, the count and the
+        # insert are two steps that concurrent creates pass between.
+        raise RuntimeError("a create under the unfinished-task cap needs a transaction")
+    connection = await unit.connection()
+    await creation.lock_owner(connection, owner)
+    if await creation.count_unfinished(connection, owner, up_to=cap) >= cap:
+        raise _over_cap(cap, "create more")
+
+
+def _over_cap(cap: int, what: str) -> TaskLimitError:
+    return TaskLimitError(
+        f"This API key has {cap} tasks PENDING or PROCESSING, the most it may have "
+        f"(AITASKS_UNFINISHED_TASKS_MAX); {what} once some have finished.",
+        None,
+    )
+
+
+def needs_transaction(new_task: NewTask, settings: Settings) -> bool:
+    """Whether a create must run in one transaction: its files are rows of their own,
+    and under the cap of unfinished tasks the count and the insert are one step."""
+    return bool(new_task.files) or settings.unfinished_tasks_max > 0
 
 
 async def _insert_alone(
@@ -286,10 +304,24 @@ async def cancel_task(uow: UnitOfWork, task_id: str, dispatcher: Dispatcher, *, 
     return await _load(uow, task_id, owner)
 
 
-async def retry_task(uow: UnitOfWork, task_id: str, dispatcher: Dispatcher, *, owner: str) -> Task:
+async def retry_task(
+    uow: UnitOfWork,
+    task_id: str,
+    dispatcher: Dispatcher,
+    *,
+    owner: str,
+    unfinished_max: int = 0,
+) -> Task:
     """Queue a FAILED or CANCELLED task again; its error history stays. Raises
-    TaskNotFoundError, or TaskStateError for a task in any other status."""
+    TaskNotFoundError, TaskStateError for a task in any other status, or TaskLimitError
+    when the caller has `unfinished_max` unfinished tasks already (0: no cap)."""
     task = await _load(uow, task_id, owner)
+    if unfinished_max and task.status in (TaskStatus.FAILED, TaskStatus.CANCELLED):
+        unfinished = await repository.count_unfinished_locked(
+            uow.session, owner, up_to=unfinished_max
+        )
+        if unfinished >= unfinished_max:
+            raise _over_cap(unfinished_max, "retry")
     change = await repository.retry_task(uow.session, task.id)
     if change is None:
         raise TaskStateError(

@@ -128,3 +128,67 @@ def test_a_batch_of_operations_is_refused(stack: Stack) -> None:
     assert response.status_code == 400
     assert "batching" in response.text.lower()
     assert count_tasks(stack.database_url) == before
+
+
+# What a client must never see: Python's own words for what went wrong.
+EXCEPTION_MARKERS = ("Error(", "Traceback", 'File "/', "site-packages", "object has no attribute")
+# Far deeper than any real document: the JSON parser's own recursion gives out first.
+DEEP = 10_000
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * DEEP + "]" * DEEP,
+        '{"query": ' + "[" * DEEP + "]" * DEEP + "}",
+        '{"query": "{ __typename }", "variables": ' + '{"a": ' * DEEP + "1" + "}" * DEEP + "}",
+        "null",
+        "1",
+        '"text"',
+        "[null]",
+        '{"query": "{ __typename }", "variables": [1]}',
+        '{"query": "{ __typename }", "extensions": 1}',
+    ],
+    ids=[
+        "deep-list",
+        "deep-query",
+        "deep-variables",
+        "null",
+        "number",
+        "string",
+        "list-of-null",
+        "variables-list",
+        "extensions-number",
+    ],
+)
+def test_a_malformed_json_body_is_a_readable_400(stack: Stack, body: str) -> None:
+    response = httpx.post(
+        stack.graphql_url,
+        content=body,
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+
+    assert response.status_code == 400, response.text
+    assert not any(marker in response.text for marker in EXCEPTION_MARKERS), response.text
+    assert httpx.post(stack.graphql_url, json={"query": "{ __typename }"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "file_map",
+    [{"0": ["variables.input.files.5.upload"]}, {"0": ["variables.input.kind.upload"]}, {"0": 3}],
+)
+def test_a_multipart_map_that_points_nowhere_says_so_without_python_text(
+    stack: Stack, file_map: object
+) -> None:
+    operations = {"query": CREATE_TASK, "variables": {"input": UPLOAD_INPUT}}
+    response = httpx.post(
+        stack.graphql_url,
+        data={"operations": json.dumps(operations), "map": json.dumps(file_map)},
+        files={"0": UPLOAD["input.files.0.upload"]},
+        headers=PREFLIGHT,
+    )
+
+    assert response.status_code == 400
+    assert "map" in response.text
+    assert not any(marker in response.text for marker in EXCEPTION_MARKERS), response.text

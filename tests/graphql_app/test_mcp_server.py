@@ -229,3 +229,31 @@ def test_stdio_server_refuses_to_start_without_a_key(secured: Secured) -> None:
     assert finished.returncode != 0
     assert "AITASKS_API_KEY is not set or not a valid key" in finished.stderr
     assert finished.stdout == ""
+
+
+async def test_a_session_answers_only_the_caller_that_opened_it(secured: Secured) -> None:
+    url = f"{secured.stack.api_url}/mcp"
+    list_tools = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+    def as_(key: str, session_id: str | None = None) -> dict[str, str]:
+        session = {"mcp-session-id": session_id} if session_id else {}
+        return {
+            **MCP_HEADERS,
+            **session,
+            "authorization": f"Bearer {key}",
+            "mcp-protocol-version": "2025-06-18",
+        }
+
+    async with httpx.AsyncClient(timeout=15) as client:
+        opened = await client.post(url, json=INITIALIZE, headers=as_(secured.alice))
+        session_id = opened.headers["mcp-session-id"]
+        await client.post(url, json=initialized, headers=as_(secured.alice, session_id))
+        taken = await client.post(url, json=list_tools, headers=as_(secured.bob, session_id))
+        closed = await client.delete(url, headers=as_(secured.bob, session_id))
+        own = await client.post(url, json=list_tools, headers=as_(secured.alice, session_id))
+
+    assert taken.status_code == 404
+    assert closed.status_code == 404
+    assert own.status_code == 200
+    assert "create_task" in own.text

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
+import graphql
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from schema import schema as strawberry_schema
 from tests.fixtures.graphql import create_task, poll_until_finished
 from tests.fixtures.stack import Stack, free_port, wait_until
+
+# Documents with a made-up root field each: enough to see labels grow if they would.
+UNKNOWN_FIELDS = 20
+# The root fields of the schema, and the labels of documents that name none of them.
+_ROOTS = graphql.build_schema(strawberry_schema.as_str())
+KNOWN_FIELDS = {
+    name
+    for root in (_ROOTS.query_type, _ROOTS.mutation_type, _ROOTS.subscription_type)
+    if root is not None
+    for name in root.fields
+} | {"__typename", "__schema", "__type", "invalid", "unknown", "multiple", "none"}
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -68,3 +82,21 @@ def test_worker_metrics_count_finished_tasks_and_queue_depths(
     )
     assert value(samples, "aitasks_queue_depth", queue="text_generation") == 0
     assert ("aitasks_queue_depth", frozenset({("queue", "data_analysis")})) in samples
+
+
+def test_documents_naming_unknown_fields_add_no_metric_labels(stack: Stack) -> None:
+    url = f"{stack.api_url}/metrics"
+    names = [f"probe{uuid.uuid4().hex}" for _ in range(UNKNOWN_FIELDS)]
+
+    for name in names:
+        response = httpx.post(stack.graphql_url, json={"query": f"{{ {name} }}"}, timeout=10)
+        assert response.status_code in (200, 400)
+    body = httpx.get(url, timeout=10).text
+
+    assert not any(name in body for name in names)
+    fields = {
+        dict(labels)["field"]
+        for name, labels in scrape(url)
+        if name == "aitasks_graphql_operations_total"
+    }
+    assert fields <= KNOWN_FIELDS

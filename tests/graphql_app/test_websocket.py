@@ -165,3 +165,44 @@ def test_a_message_that_is_not_json_text_closes_the_socket_with_4400(stack: Stac
         4400,
         "WebSocket message type must be text",
     )
+
+
+async def _close_before_init(url: str, message: str) -> tuple[int, str]:
+    subprotocols = [Subprotocol("graphql-transport-ws")]
+    async with websockets.connect(url, subprotocols=subprotocols) as ws:
+        await ws.send(message)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), CLOSE_WAIT_SECONDS)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+# JSON, but no graphql-transport-ws message: not an object, or one nested past any use.
+NOT_A_MESSAGE = [
+    "[1]",
+    "1",
+    "null",
+    '"hello"',
+    "[" * 10_000 + "]" * 10_000,
+    '{"type": "connection_init", "payload": ' + "[" * 10_000 + "]" * 10_000 + "}",
+]
+
+
+@pytest.mark.parametrize("message", NOT_A_MESSAGE, ids=range(len(NOT_A_MESSAGE)))
+def test_json_that_is_not_a_message_closes_the_socket_with_4400_before_the_init(
+    stack: Stack, message: str
+) -> None:
+    code, reason = asyncio.run(_close_before_init(stack.ws_url, message))
+
+    assert code == 4400
+    assert "Error" not in reason and "Traceback" not in reason
+
+
+@pytest.mark.parametrize("message", NOT_A_MESSAGE[:2], ids=range(2))
+def test_json_that_is_not_a_message_closes_the_socket_with_4400_after_the_init(
+    stack: Stack, message: str
+) -> None:
+    code, reason = asyncio.run(_refused_message(stack.ws_url, message))
+
+    assert code == 4400
+    assert "Error" not in reason

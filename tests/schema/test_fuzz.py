@@ -4,6 +4,7 @@ shows a stack trace."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC
 
@@ -18,8 +19,9 @@ from schema import schema
 from schema.errors import UNEXPECTED_MESSAGE
 from tests.fixtures.stack import Stack
 
-# Enough documents to reach every field and argument several ways, in about a minute.
-EXAMPLES = 150
+# Enough documents to reach every field and argument several ways, in about a minute;
+# `make fuzz` asks for more with FUZZ_EXAMPLES.
+EXAMPLES = max(150, int(os.environ.get("FUZZ_EXAMPLES", "0")))
 SDL = schema.as_str()
 JSON_VALUES = st.one_of(
     st.text(max_size=30).map(nodes.String),

@@ -4,12 +4,16 @@ itself expensive."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from graphql_app.settings import Settings
 from schema import QueryLimits, build_schema
+from tests.fixtures.graphql import CREATE_TASK
+from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.anyio
 LIMITS = QueryLimits()
@@ -85,3 +89,67 @@ def test_introspection_is_off_in_production_unless_turned_on() -> None:
 
     assert production.introspection_enabled is False
     assert enabled.introspection_enabled is True
+
+
+# A small bound for the answer, so that a few aliased pages pass it.
+RESPONSE_MAX_BYTES = 20_000
+
+
+@pytest.fixture(scope="module")
+def locked_down(make_stack: Callable[..., Stack]) -> Iterator[Stack]:
+    """An API as production runs it in these respects: introspection off, and a bound on
+    the size of an answer."""
+    stack = make_stack(
+        AITASKS_INTROSPECTION="false", AITASKS_RESPONSE_MAX_BYTES=str(RESPONSE_MAX_BYTES)
+    )
+    stack.start_api()
+    yield stack
+    # Stopped with the module, not the session: every stack holds PostgreSQL
+    # connections, and the suite's stacks together would pass its connection limit.
+    stack.terminate()
+    stack.wait_stopped()
+
+
+def post(stack: Stack, query: str, variables: dict[str, Any] | None = None) -> Any:
+    response = httpx.post(
+        stack.graphql_url, json={"query": query, "variables": variables or {}}, timeout=30
+    )
+    assert response.status_code in (200, 400), response.text
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    ("document", "variables"),
+    [
+        ("{ tsks(first: 1) { edges { node { id } } } }", None),
+        ("{ tasks(frist: 1) { edges { node { id } } } }", None),
+        ("{ tasks(first: 1) { edges { node { promt } } } }", None),
+        ("query($s: TaskStatus) { tasks(status: $s) { edges { node { id } } } }", {"s": "PENDIN"}),
+        ('mutation { createTask(input: {promt: "x"}) { __typename } }', None),
+    ],
+)
+def test_errors_make_no_suggestions_when_introspection_is_off(
+    locked_down: Stack, document: str, variables: dict[str, Any] | None
+) -> None:
+    body = post(locked_down, document, variables)
+
+    assert body["errors"], body
+    assert not any("Did you mean" in error["message"] for error in body["errors"]), body
+
+
+def test_an_answer_over_the_size_limit_is_refused_with_a_readable_error(
+    locked_down: Stack,
+) -> None:
+    for index in range(5):
+        post(locked_down, CREATE_TASK, {"input": {"prompt": f"{index} " + "x" * 2_000}})
+    aliases = " ".join(
+        f"p{index}: tasks(first: 100) {{ edges {{ node {{ prompt }} }} }}" for index in range(10)
+    )
+
+    body = post(locked_down, f"{{ {aliases} }}")
+    small = post(locked_down, "{ tasks(first: 1) { edges { node { id } } } }")
+
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "RESPONSE_TOO_LARGE"
+    assert "AITASKS_RESPONSE_MAX_BYTES" in body["errors"][0]["message"]
+    assert len(small["data"]["tasks"]["edges"]) == 1

@@ -134,3 +134,18 @@ def test_a_wrong_encoding_fails_clearly_and_the_right_one_reads_the_file(stack: 
     assert "utf-8" in wrong["error"] and "encoding" in wrong["error"], wrong["error"]
     assert right["status"] == "COMPLETED", right["error"]
     assert "München" in [entry["value"] for entry in column(right["output"], "city")["top"]]
+
+
+def test_group_by_csv_cells_that_a_spreadsheet_would_run_are_escaped(stack: Stack) -> None:
+    formulas = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tTAB", "plain"]
+    rows = [{"region": value, "units": index, "price": 1.0} for index, value in enumerate(formulas)]
+    group_by = [{"by": ["region"], "aggregations": {"units": ["sum"]}}]
+
+    final = run_analysis(stack, sales_csv(rows), params={"groupBy": group_by})
+
+    assert final["status"] == "COMPLETED", final["error"]
+    table = list(csv.DictReader(io.StringIO(download(final["artifacts"][0]["url"]).text)))
+    cells = {row["region"] for row in table}
+    assert cells == {"'" + value for value in formulas[:-1]} | {"plain"}
+    # The numbers stay numbers, negative ones included.
+    assert sorted(int(row["units_sum"]) for row in table) == list(range(len(formulas)))
