@@ -158,9 +158,13 @@ def start_flower(settings: Settings, port: int) -> None:
     app.start(["flower", f"--port={port}", f"--address={settings.host}"])
 
 
-def worker_argv(queues: list[str], *, beat: bool, concurrency: int | None) -> list[str]:
-    """`celery worker`'s command line for these queues, as `aitasks worker` runs it."""
+def worker_argv(
+    queues: list[str], *, beat: bool, concurrency: int | None, quiet: bool = False
+) -> list[str]:
+    """`celery worker`'s command line for these queues, as `aitasks worker` runs it;
+    `quiet` leaves out Celery's start-up banner."""
     argv = [
+        *(["--quiet"] if quiet else []),
         "worker",
         "--queues",
         ",".join(queues),
@@ -179,10 +183,15 @@ def worker_argv(queues: list[str], *, beat: bool, concurrency: int | None) -> li
 
 
 def start_worker(
-    settings: Settings, *, queues: list[str] | None, beat: bool, concurrency: int | None
+    settings: Settings,
+    *,
+    queues: list[str] | None,
+    beat: bool,
+    concurrency: int | None,
+    quiet: bool = False,
 ) -> None:
     """Run a Celery worker in this process until it is told to stop."""
     queues = queues or all_queues()
     check_queues(queues)
     app = create_worker_app(settings)
-    app.worker_main(worker_argv(queues, beat=beat, concurrency=concurrency))
+    app.worker_main(worker_argv(queues, beat=beat, concurrency=concurrency, quiet=quiet))
