@@ -311,11 +311,13 @@ def _read_params(value: str | None) -> Any:
         try:
             text = Path(value[1:]).read_text()
         except OSError as error:
-            raise click.BadParameter(f"cannot read {value[1:]}: {error.strerror}") from None
+            raise click.BadParameter(
+                f"cannot read {value[1:]}: {error.strerror}", param_hint="--params"
+            ) from None
     try:
         return json.loads(text)
     except ValueError as error:
-        raise click.BadParameter(f"not valid JSON ({error})") from None
+        raise click.BadParameter(f"not valid JSON ({error})", param_hint="--params") from None
 
 
 def _kind_of(kind: str | None, files: tuple[Path, ...]) -> str:
