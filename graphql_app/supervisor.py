@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -178,9 +179,11 @@ def check_port_free(host: str, port: int) -> None:
     try:
         socket.create_server((host, port), family=family).close()
     except OSError as error:
+        if error.errno != errno.EADDRINUSE:
+            raise StartupFailed(f"cannot listen on {host}:{port}: {error}") from None
         raise StartupFailed(
-            f"cannot listen on {host}:{port} ({error.strerror or error}): another program "
-            f"holds the port; stop it, or set AITASKS_PORT to a free port"
+            f"cannot listen on {host}:{port}: another program holds the port; stop it, or "
+            "set AITASKS_PORT to a free port"
         ) from None
 
 
