@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 import httpx
@@ -251,8 +253,21 @@ def _banner(settings: Settings, key: str | None) -> None:
             "clients send 'Authorization: Bearer <key>'"
         )
     _say(f"default model: {model}{note}")
-    _say("try: aitasks submit --watch 'Hello'   (in another terminal, in this directory)")
+    _say(f"try, in another terminal here: {_command()} submit --watch 'Hello'")
     _say("press Ctrl-C to stop everything")
+
+
+def _command() -> str:
+    """How to call `aitasks` from here: by name if it is on PATH, else by its path, with a
+    note on how to put it there."""
+    script = Path(sys.executable).parent / "aitasks"
+    found = shutil.which("aitasks")
+    if found and Path(found).resolve() == script.resolve():
+        return "aitasks"
+    with contextlib.suppress(ValueError):
+        script = script.relative_to(Path.cwd())
+    _say(f"(`aitasks` is not on your PATH: `source {script.parent}/activate` puts it there)")
+    return str(script)
 
 
 def _watch(children: Children, signals: Signals) -> None:
