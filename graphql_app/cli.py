@@ -163,13 +163,19 @@ async def _serve_mcp(settings: Settings, key: str | None) -> None:
 
 @main.command(short_help="Serve the MCP tools over stdio, for an AI agent.")
 def mcp() -> None:
-    """Serve the MCP tools over stdio, for an AI agent that starts this command (needs
-    AITASKS_DATABASE_URL, AITASKS_REDIS_URL and AITASKS_API_KEY). Logs go to stderr."""
+    """Serve the MCP tools over stdio, for an AI agent that starts this command. Needs
+    AITASKS_DATABASE_URL, AITASKS_REDIS_URL and AITASKS_API_KEY, or finds the `aitasks
+    run` of this directory and its development key. Logs go to stderr."""
     import asyncio
 
+    from graphql_app import devstack
+
     settings = _service_settings()
+    key = os.environ.get("AITASKS_API_KEY")
+    if not key and devstack.find(settings.data_dir) is not None:
+        key = _development_key(settings)
     try:
-        asyncio.run(_serve_mcp(settings, os.environ.get("AITASKS_API_KEY") or None))
+        asyncio.run(_serve_mcp(settings, key))
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
 
@@ -256,6 +262,14 @@ def _api_url(url: str | None, settings: Settings) -> str:
     return url if url.endswith("/graphql") else f"{url}/graphql"
 
 
+def _development_key(settings: Settings) -> str | None:
+    """The key `aitasks run` made and keeps in the data directory, if there is one."""
+    from graphql_app import keys_cli
+
+    kept = settings.data_dir.resolve() / keys_cli.DEVELOPMENT_KEY_FILE
+    return kept.read_text().strip() if kept.exists() else None
+
+
 def _server(url: str | None, key: str | None) -> Any:
     from graphql_app import keys_cli
     from graphql_app.terminal import Server
@@ -265,10 +279,8 @@ def _server(url: str | None, key: str | None) -> Any:
     if key is None and (key := _deprecated_env("AITASKS_KEY")) is not None:
         source = "AITASKS_KEY"
     if key is None:
-        # `aitasks run` keeps its development key here.
-        kept = settings.data_dir.resolve() / keys_cli.DEVELOPMENT_KEY_FILE
-        key = kept.read_text().strip() if kept.exists() else None
-        source = str(kept)
+        key = _development_key(settings)
+        source = str(settings.data_dir / keys_cli.DEVELOPMENT_KEY_FILE)
     return Server(_api_url(url, settings), key, source)
 
 

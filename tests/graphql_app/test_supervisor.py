@@ -32,6 +32,7 @@ MARKER = "AITASKS_TEST_SUPERVISOR_MARKER"
 class Run:
     process: subprocess.Popen[str]
     marker: str
+    data_dir: str
     lines: list[str] = field(default_factory=list)
 
     @property
@@ -55,6 +56,23 @@ class Run:
             lambda: len(self.supervisor().children()) >= count or self.process.poll() is not None,
             START_TIMEOUT_SECONDS,
             f"`aitasks run` to start {count} processes",
+        )
+
+    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Another `aitasks` command in the run's directory, told nothing of where the
+        servers are: it reads what the run announced."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AITASKS_", "OPENAI_"))
+        }
+        env.update(AITASKS_DATA_DIR=self.data_dir, **{MARKER: "a command, not the run"})
+        return subprocess.run(
+            [sys.executable, "-m", "graphql_app.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     def stop_with(self, *signals: signal.Signals) -> int:
@@ -101,7 +119,7 @@ def aitasks_run(tmp_path: Path, *, ignore_sigint: bool = False, **settings: str)
         text=True,
         start_new_session=True,
     )
-    run = Run(process, marker)
+    run = Run(process, marker, env["AITASKS_DATA_DIR"])
     reader = threading.Thread(target=lambda: run.lines.extend(process.stdout or []), daemon=True)
     reader.start()
     try:
@@ -162,6 +180,9 @@ def test_sigint_then_sigterm_to_a_background_run_leaves_nothing_running(
         assert stack_file.stat().st_mode & 0o777 == 0o600
         # The finder sees the run itself, its API and its three workers while they run.
         assert len(leftovers(run.marker)) >= 5
+        for command in (["inspect"], ["worker-health"], ["keys", "list"], ["list"]):
+            found = run.command(*command)
+            assert found.returncode == 0, (command, found.stderr)
 
         code = run.stop_with(signal.SIGINT, signal.SIGTERM)
 
