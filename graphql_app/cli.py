@@ -404,7 +404,7 @@ def submit(
     Examples:
       aitasks submit --watch 'Write a haiku about queues'
       git log -5 | aitasks submit --watch -
-      aitasks submit --file photo.jpg --params '{"operations": [{"op": "thumbnail"}]}'
+      aitasks submit --file photo.jpg --params '{"operations": [{"op": "grayscale"}]}'
       aitasks submit --file sales.csv --params @analysis.json 'What sold best?'
     """
     from graphql_app import terminal

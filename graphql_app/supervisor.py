@@ -98,7 +98,10 @@ class Child:
 
 
 def _say(message: str) -> None:
-    print(f"aitasks: {message}", flush=True)
+    # After SIGHUP the terminal may be gone: stopping the children matters more than
+    # saying so.
+    with contextlib.suppress(OSError):
+        print(f"aitasks: {message}", flush=True)
 
 
 @contextlib.contextmanager
