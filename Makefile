@@ -1,24 +1,43 @@
 # The two commands: `make run` starts everything, `make test` runs the suite.
-# Both create .venv and install into it on first use, with nothing else needed but Python.
+# Both create .venv and install into it on first use, with nothing else needed but Python:
+# `make run` what running needs, `make test` also the tools for tests and checks.
 
+# The first Python 3.11+ found; errors of names that are not there (pyenv's shims print
+# some) stay quiet.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
-	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; \
 	done)
 VENV := .venv
 BIN := $(VENV)/bin
+# What `make run` needs, and everything (the dev extras too) for the other targets.
+RUNTIME := $(VENV)/.runtime
 INSTALLED := $(VENV)/.installed
+# One line per step: pip's own progress and notices (root user, new pip) stay quiet.
+PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore $(BIN)/python -m pip install --quiet --quiet
 
 .PHONY: run test lint schema bench faults fuzz clean
 
-$(INSTALLED): pyproject.toml
+$(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "aitasks needs Python 3.11 or newer: install it, or pass PYTHON=/path/to/python3.11"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@echo "aitasks: creating $(VENV) with $$($(PYTHON) --version)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) --upgrade pip
+
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	@if [ -f $(INSTALLED) ] && [ $(INSTALLED) -nt pyproject.toml ]; then :; else \
+		echo "aitasks: installing what running needs into $(VENV) (the first time takes a minute or two)"; \
+		$(PIP) -e .; \
+		echo "aitasks: installed; the aitasks command is $(BIN)/aitasks: put it on your PATH with 'source $(BIN)/activate'"; \
+	fi
 	@touch $@
 
-run: $(INSTALLED)
-	$(BIN)/aitasks run
+$(INSTALLED): pyproject.toml | $(BIN)/python
+	@echo "aitasks: installing aitasks and its development tools into $(VENV)"
+	@$(PIP) -e '.[dev]'
+	@touch $@
+
+run: $(RUNTIME)
+	@$(BIN)/aitasks run
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest

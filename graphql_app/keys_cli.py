@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_app import embedded
+from graphql_app import devstack, embedded
 from graphql_app.settings import Settings
 from persistence import admin, keys
 from persistence.database import create_engine, create_sessionmaker
@@ -27,6 +27,10 @@ def database(settings: Settings) -> Iterator[str]:
     started for the moment if not), brought up to date."""
     if settings.database_url:
         yield settings.database_url
+        return
+    stack = devstack.find(settings.data_dir)
+    if stack is not None:
+        yield stack.database_url
         return
     server, server_url = embedded.start_postgres(settings.data_dir.resolve() / "pgdata")
     try:
@@ -57,14 +61,55 @@ def all_keys(database_url: str) -> list[ApiKey]:
     return _in_transaction(database_url, keys.list_keys)
 
 
-def revoke(database_url: str, id_or_prefix: str) -> list[ApiKey]:
-    return _in_transaction(database_url, lambda session: keys.revoke_key(session, id_or_prefix))
+class KeyNotFound(Exception):
+    """No active key, or more than one, matches what was given; the message says which."""
+
+
+def _matches(key: ApiKey, given: str) -> bool:
+    return str(key.id).startswith(given.lower()) or key.prefix == given
+
+
+async def _revoke_one(session: AsyncSession, given: str) -> ApiKey:
+    # `keys list` and the README write ids and prefixes with "..." after them.
+    given = given.strip().rstrip(".")
+    if not given:
+        raise KeyNotFound("give a key's id, the start of it, or its first characters")
+    found = [key for key in await keys.list_keys(session) if not key.revoked_at]
+    matching = [key for key in found if _matches(key, given)]
+    if not matching:
+        raise KeyNotFound(f"no active key has an id starting with {given!r} or that prefix")
+    if len(matching) > 1:
+        ids = ", ".join(str(key.id)[:8] for key in matching)
+        raise KeyNotFound(f"{given!r} matches {len(matching)} keys ({ids}): give more characters")
+    revoked = await keys.revoke_key(session, str(matching[0].id))
+    return revoked[0]
+
+
+def revoke(database_url: str, given: str) -> ApiKey:
+    """Revoke the one active key whose id starts with `given`, or whose prefix it is."""
+    return _in_transaction(database_url, lambda session: _revoke_one(session, given))
+
+
+HEADER = ("ID", "PREFIX", "NAME", "CREATED", "STATE")
+
+
+def row(key: ApiKey) -> tuple[str, ...]:
+    state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+    return (str(key.id), f"{key.prefix}...", key.name, f"{key.created_at:%Y-%m-%d %H:%M}", state)
+
+
+def as_json(key: ApiKey) -> dict[str, str | None]:
+    return {
+        "id": str(key.id),
+        "prefix": key.prefix,
+        "name": key.name,
+        "createdAt": key.created_at.isoformat(),
+        "revokedAt": key.revoked_at.isoformat() if key.revoked_at else None,
+    }
 
 
 def describe(key: ApiKey) -> str:
-    state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-    created = f"{key.created_at:%Y-%m-%d %H:%M}"
-    return f"{key.id}  {key.prefix}...  {key.name:<24} created {created}  {state}"
+    return "  ".join(row(key))
 
 
 # The key `aitasks run` makes for the person running it, and where it keeps it.

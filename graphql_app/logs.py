@@ -20,7 +20,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tasks.context import CURRENT_REQUEST, RequestInfo
 
 # Attributes every LogRecord has; anything else on a record came in through `extra`.
-STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# uvicorn adds `color_message`, the message with terminal colour codes: never wanted here.
+STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 # A request id a client sends is kept only if it looks like one.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 REQUEST_ID_HEADER = b"x-request-id"
@@ -63,7 +68,7 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{extras}]" if extras else line
 
 
-def configure(json_lines: bool) -> None:
+def configure(json_lines: bool, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(_WithRequestId())
     if json_lines:
@@ -73,11 +78,13 @@ def configure(json_lines: bool) -> None:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
+    root.setLevel(level)
     # These narrate every step at INFO: pgserver's commands with their whole output,
     # alembic's plugin set-up, each health-check request; uvicorn's access log is
     # replaced by RequestLog's one line per request.
-    for chatty in ("pgserver", "alembic.runtime.plugins", "httpx", "uvicorn.access"):
+    # alembic's each migration step (the commands say "migrating" themselves).
+    chatty_loggers = ("pgserver", "alembic.runtime", "httpx", "uvicorn.access")
+    for chatty in chatty_loggers:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 

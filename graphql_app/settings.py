@@ -228,6 +228,9 @@ class Settings(BaseSettings):
     subscriber_queue_size: int = Field(default=256, gt=0, le=100_000)
     # `aitasks run` waits this long for its processes to stop before killing them.
     shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
+    # `aitasks run` gives its API and workers this long to answer before it gives up: a
+    # first start on a busy laptop imports a lot.
+    run_start_timeout_seconds: float = Field(default=90.0, gt=0)
 
     # --- Scaling out (docs/scaling.md) ---
     # API processes `aitasks api` starts on one port; unset: one per core in production,

@@ -71,6 +71,9 @@ NARRATIVE_INSTRUCTION = (
     "cannot answer the request, say so."
 )
 
+REQUEST_HEADING = "\n\nRequest:\n"
+FIGURES_HEADING = "\n\nFigures (JSON):\n"
+
 
 class DataInputError(Exception):
     """The data or the requested analysis cannot be done; str(error) is a clear sentence shown
@@ -672,7 +675,7 @@ def narrative_prompt(
     go first, then group rows (halved until none), then numeric summaries, then columns.
     Raises DataInputError when even the smallest figures leave no room for the request.
     """
-    opening = f"{NARRATIVE_INSTRUCTION}\n\nRequest:\n{request.strip()}\n\nFigures (JSON):\n"
+    opening = f"{NARRATIVE_INSTRUCTION}{REQUEST_HEADING}{request.strip()}{FIGURES_HEADING}"
     for figures in _shrinking_figures(profile, groups):
         prompt = opening + orjson.dumps(figures).decode()
         if len(prompt) <= max_chars:
@@ -681,6 +684,21 @@ def narrative_prompt(
         "The request is too long to fit in the model's prompt together with the figures; "
         "shorten it."
     )
+
+
+def read_narrative_prompt(prompt: str) -> tuple[str, dict[str, Any]] | None:
+    """The request and the figures of a prompt `narrative_prompt` wrote, or None for any
+    other prompt (for a model that answers from the figures without reading prose)."""
+    if not prompt.startswith(NARRATIVE_INSTRUCTION):
+        return None
+    head, separator, figures = prompt.partition(FIGURES_HEADING)
+    _, _, request = head.partition(REQUEST_HEADING)
+    if not separator:
+        return None
+    try:
+        return request.strip(), orjson.loads(figures)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _shrinking_figures(

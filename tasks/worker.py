@@ -160,9 +160,11 @@ def start_flower(settings: Settings, port: int) -> None:
     app.start(["flower", f"--port={port}", f"--address={settings.host}"])
 
 
-def worker_argv(queues: list[str], *, concurrency: int | None) -> list[str]:
-    """`celery worker`'s command line for these queues, as `aitasks worker` runs it."""
+def worker_argv(queues: list[str], *, concurrency: int | None, quiet: bool = False) -> list[str]:
+    """`celery worker`'s command line for these queues, as `aitasks worker` runs it;
+    `quiet` leaves out Celery's start-up banner."""
     argv = [
+        *(["--quiet"] if quiet else []),
         "worker",
         "--queues",
         ",".join(queues),
@@ -179,7 +181,12 @@ def worker_argv(queues: list[str], *, concurrency: int | None) -> list[str]:
 
 
 def start_worker(
-    settings: Settings, *, queues: list[str] | None, beat: bool, concurrency: int | None
+    settings: Settings,
+    *,
+    queues: list[str] | None,
+    beat: bool,
+    concurrency: int | None,
+    quiet: bool = False,
 ) -> None:
     """Run a Celery worker in this process until it is told to stop; with `beat`, its
     main process also runs the sweeps and reconciles after outages (tasks/reconciler.py)
@@ -189,4 +196,4 @@ def start_worker(
     app = create_worker_app(settings)
     if beat:
         app.steps["worker"].add(ReconcilerStep)
-    app.worker_main(worker_argv(queues, concurrency=concurrency))
+    app.worker_main(worker_argv(queues, concurrency=concurrency, quiet=quiet))

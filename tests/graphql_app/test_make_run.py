@@ -92,3 +92,19 @@ def test_make_run_serves_a_task_and_ctrl_c_leaves_nothing_running(tmp_path: Path
 
     assert "aitasks: stopped" in "".join(output)
     assert leftovers(make.pid, data_dir) == []
+    assert_quiet(output)
+
+
+# Lines a newcomer should never see in `make run`'s output: Celery's banner and its root
+# warning, uvicorn's colour codes as text, a shell's complaint about a missing Python.
+NOISE = ("[color_message=", "SecurityWarning", "-------------- ", "command not found", "\x1b[")
+SCREEN_LINES = 50
+
+
+def assert_quiet(output: list[str]) -> None:
+    """Up to the end of the "ready" banner, the output fits on one screen; none of it is
+    noise."""
+    banner_end = next(index for index, line in enumerate(output) if "press Ctrl-C" in line)
+    shown = "".join(output)
+    assert banner_end < SCREEN_LINES, shown
+    assert not [line for line in output if any(noise in line for noise in NOISE)], shown
