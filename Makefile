@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint schema bench clean
+.PHONY: run test lint schema bench clean web web-app
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "aitasks needs Python 3.11 or newer: install it, or pass PYTHON=/path/to/python3.11"; exit 1; }
@@ -17,10 +17,10 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
-run: $(INSTALLED)
+run: $(INSTALLED) web-app
 	$(BIN)/aitasks run
 
-test: $(INSTALLED)
+test: $(INSTALLED) web-app
 	$(BIN)/python -m pytest
 
 lint: $(INSTALLED)
@@ -38,3 +38,25 @@ bench: $(INSTALLED)
 
 clean:
 	rm -rf $(VENV) .aitasks
+
+# The web app (web/): built into the Python package with the machine's Node.js, again
+# whenever a source is newer than the build. `make run` serves the API without it where
+# Node.js is missing; `make test` under CI=true fails instead (the browser tests need it).
+WEB_BUILT := graphql_app/web_dist/index.html
+WEB_INSTALLED := web/node_modules/.package-lock.json
+WEB_SOURCES := $(shell find web/src web/index.html web/graphiql.html web/vite.config.ts \
+	web/tsconfig.json web/package.json -type f 2>/dev/null)
+NODE_OK = command -v npm >/dev/null 2>&1 && node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' 2>/dev/null
+
+web-app:
+	@if $(NODE_OK); then $(MAKE) --no-print-directory web; \
+	elif [ "$$CI" = true ]; then echo "CI needs Node.js 20 or newer (node and npm) to build web/"; exit 1; \
+	else echo "No Node.js 20+: install it (with npm) for the web app at / and GraphiQL; the API runs without them."; fi
+
+web: $(WEB_BUILT)
+
+$(WEB_INSTALLED): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+$(WEB_BUILT): $(WEB_INSTALLED) $(WEB_SOURCES)
+	cd web && npm run --silent build -- --logLevel warn

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # A key's check is remembered this long, so a busy client costs no query per request;
     # a revoked key stops working within it.
     auth_cache_seconds: float = Field(default=10.0, ge=0, le=3600)
+    # A browser's login (a session kept in Redis) lasts this long, then it logs in again:
+    # a working day, so a forgotten tab does not stay signed in for good.
+    session_ttl_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 86400)
     # FastAPI's built-in OpenTelemetry tracing, metrics and logs. Off unless asked for:
     # with no exporter configured it only costs time (about 5% of a create in a py-spy
     # profile; not separable from noise in the create benchmark).
