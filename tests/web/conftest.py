@@ -13,7 +13,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from tests.fixtures.keys import new_key
 from tests.fixtures.stack import Stack
@@ -32,6 +39,7 @@ CHROMIUM_ARGS = [
 ]
 # What a person waits for at most: a demo task runs for DEMO_SECONDS.
 SEE_TIMEOUT_MS = 30_000
+expect.set_options(timeout=SEE_TIMEOUT_MS)
 # Long enough to watch the text arrive in pieces, and to cancel it halfway.
 DEMO_SECONDS = "6"
 

@@ -14,8 +14,8 @@ const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 4_000;
 // A ping keeps proxies from closing a quiet socket, and finds a dead one.
 const KEEP_ALIVE_MS = 10_000;
-// A socket with no subscription is kept this long before it is closed (a page change).
-const IDLE_CLOSE_MS = 30_000;
+// A server that accepts the socket but never acknowledges it counts as a failure.
+const ACK_TIMEOUT_MS = 10_000;
 
 type Listener = () => void;
 
@@ -28,9 +28,11 @@ class Connection {
   constructor(url: string) {
     this.client = createClient({
       url,
-      lazy: true,
-      lazyCloseTimeout: IDLE_CLOSE_MS,
+      // Open from the start and kept open: every page follows something, and a close is
+      // then always news (a lazy client closes an idle socket itself).
+      lazy: false,
       keepAlive: KEEP_ALIVE_MS,
+      connectionAckWaitTimeout: ACK_TIMEOUT_MS,
       // Subscriptions are resumed by useResumingSubscription, each with the last
       // sequence it showed; the client's own retry would resend the first `after`.
       retryAttempts: 0,
@@ -39,11 +41,7 @@ class Connection {
           this.failures = 0;
           this.set("live");
         },
-        closed: (event) => {
-          // A socket closed because no subscription needs it is not a failure.
-          if ((event as CloseEvent | undefined)?.code === 1000) return;
-          this.failed();
-        },
+        closed: () => this.failed(),
       },
     });
   }
