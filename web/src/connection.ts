@@ -17,11 +17,15 @@ const KEEP_ALIVE_MS = 10_000;
 // A server that accepts the socket but never acknowledges it counts as a failure.
 const ACK_TIMEOUT_MS = 10_000;
 
+// The smallest operation: its answer proves the socket is back.
+const PROBE = "{ __typename }";
+
 type Listener = () => void;
 
 class Connection {
   state: ConnectionState = "connecting";
   private failures = 0;
+  private probe: ReturnType<typeof setTimeout> | undefined;
   private listeners = new Set<Listener>();
   readonly client: Client;
 
@@ -49,6 +53,19 @@ class Connection {
   failed(): void {
     this.failures += 1;
     this.set(this.failures >= POLL_AFTER_FAILURES ? "polling" : "reconnecting");
+    this.probeLater();
+  }
+
+  /** Try the socket again after a while even when no subscription is waiting for it (a
+   * finished task's page), so the page goes back to live when it can. */
+  private probeLater(): void {
+    if (this.probe !== undefined) return;
+    this.probe = setTimeout(() => {
+      this.probe = undefined;
+      if (this.state === "live") return;
+      const ignore = () => undefined;
+      this.client.subscribe({ query: PROBE }, { next: ignore, error: ignore, complete: ignore });
+    }, this.retryDelay());
   }
 
   retryDelay(): number {
