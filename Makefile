@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint schema bench clean web web-app
+.PHONY: run test lint schema bench clean web web-app screenshots
 
 $(INSTALLED): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "aitasks needs Python 3.11 or newer: install it, or pass PYTHON=/path/to/python3.11"; exit 1; }
@@ -60,3 +60,7 @@ $(WEB_INSTALLED): web/package-lock.json
 
 $(WEB_BUILT): $(WEB_INSTALLED) $(WEB_SOURCES)
 	cd web && npm run --silent build -- --logLevel warn
+
+# The pictures in docs/web.md and the README, taken by the browser tests.
+screenshots: $(INSTALLED) web-app
+	AITASKS_SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/python -m pytest tests/web/test_screenshots.py

@@ -27,3 +27,12 @@ def test_a_graphiql_subscription_streams_to_completed(visit: Visit, web_stack: W
     response = page.locator(".graphiql-response")
     expect(response).to_contain_text('"status": "COMPLETED"')
     expect(response).to_contain_text('"progress": 1')
+
+
+def test_graphiql_documents_the_schema_without_introspection(visit: Visit) -> None:
+    page = visit.page
+    page.goto("/graphql")
+    page.get_by_role("button", name="Show Documentation Explorer").click()
+    page.get_by_role("link", name="Mutation").click()
+
+    expect(page.locator(".graphiql-doc-explorer")).to_contain_text("createTask")

@@ -5,9 +5,16 @@ import "graphiql/style.css";
 import "./page.css";
 import { createGraphiQLFetcher } from "@graphiql/toolkit";
 import { GraphiQL } from "graphiql";
+import { buildSchema } from "graphql";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { EXAMPLES } from "./examples";
+// The committed schema (tests/test_schema_file.py keeps it current), built in: the docs
+// and completion need no introspection query, which is deeper than the API's
+// AITASKS_QUERY_MAX_DEPTH allows and is off in production anyway.
+import schemaSource from "../../../schema.graphql?raw";
+
+const schema = buildSchema(schemaSource);
 
 function subscriptionUrl(): string {
   const url = new URL("/graphql", window.location.href);
@@ -24,6 +31,6 @@ const fetcher = createGraphiQLFetcher({
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>
-    <GraphiQL fetcher={fetcher} defaultTabs={EXAMPLES} />
+    <GraphiQL fetcher={fetcher} schema={schema} defaultTabs={EXAMPLES} />
   </StrictMode>,
 );
