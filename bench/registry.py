@@ -12,6 +12,7 @@ from bench.benchmarks import (
     pipeline,
     polling,
     profile,
+    web,
 )
 from bench.core import Benchmark
 
@@ -25,6 +26,7 @@ BENCHMARKS: list[Benchmark] = [
     pipeline.BENCHMARK,
     memory.BENCHMARK,
     profile.BENCHMARK,
+    web.BENCHMARK,
 ]
 
 
