@@ -46,7 +46,7 @@ WEB_BUILT := graphql_app/web_dist/index.html
 WEB_INSTALLED := web/node_modules/.package-lock.json
 WEB_SOURCES := $(shell find web/src web/index.html web/graphiql.html web/vite.config.ts \
 	web/tsconfig.json web/package.json -type f 2>/dev/null)
-NODE_OK = command -v npm >/dev/null 2>&1 && node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' 2>/dev/null
+NODE_OK = command -v npm >/dev/null 2>&1 && node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' 2>/dev/null
 
 web-app:
 	@if $(NODE_OK); then $(MAKE) --no-print-directory web; \
