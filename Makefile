@@ -15,7 +15,7 @@ INSTALLED := $(VENV)/.installed
 # One line per step: pip's own progress and notices (root user, new pip) stay quiet.
 PIP := PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore $(BIN)/python -m pip install --quiet --quiet
 
-.PHONY: run test lint schema bench faults fuzz clean
+.PHONY: run test lint schema bench faults fuzz clean web web-app screenshots
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "aitasks needs Python 3.11 or newer: install it, or pass PYTHON=/path/to/python3.11"; exit 1; }
@@ -36,10 +36,10 @@ $(INSTALLED): pyproject.toml | $(BIN)/python
 	@$(PIP) -e '.[dev]'
 	@touch $@
 
-run: $(RUNTIME)
+run: $(RUNTIME) web-app
 	@$(BIN)/aitasks run
 
-test: $(INSTALLED)
+test: $(INSTALLED) web-app
 	$(BIN)/python -m pytest
 
 # The edge's fuzz suite with many more examples than `make test` runs (findings go to
@@ -69,3 +69,29 @@ faults: $(INSTALLED)
 
 clean:
 	rm -rf $(VENV) .aitasks
+
+# The web app (web/): built into the Python package with the machine's Node.js, again
+# whenever a source is newer than the build. `make run` serves the API without it where
+# Node.js is missing; `make test` under CI=true fails instead (the browser tests need it).
+WEB_BUILT := graphql_app/web_dist/index.html
+WEB_INSTALLED := web/node_modules/.package-lock.json
+WEB_SOURCES := $(shell find web/src web/index.html web/graphiql.html web/vite.config.ts \
+	web/tsconfig.json web/package.json -type f 2>/dev/null)
+NODE_OK = command -v npm >/dev/null 2>&1 && node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' 2>/dev/null
+
+web-app:
+	@if $(NODE_OK); then $(MAKE) --no-print-directory web; \
+	elif [ "$$CI" = true ]; then echo "CI needs Node.js 20 or newer (node and npm) to build web/"; exit 1; \
+	else echo "No Node.js 20+: install it (with npm) for the web app at / and GraphiQL; the API runs without them."; fi
+
+web: $(WEB_BUILT)
+
+$(WEB_INSTALLED): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+$(WEB_BUILT): $(WEB_INSTALLED) $(WEB_SOURCES)
+	cd web && npm run --silent build -- --logLevel warn
+
+# The pictures in docs/web.md and the README, taken by the browser tests.
+screenshots: $(INSTALLED) web-app
+	AITASKS_SCREENSHOTS_DIR=$(CURDIR)/docs $(BIN)/python -m pytest tests/web/test_screenshots.py

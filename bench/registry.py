@@ -14,6 +14,7 @@ from bench.benchmarks import (
     polling,
     profile,
     scaling,
+    web,
 )
 from bench.core import Benchmark
 
@@ -29,6 +30,7 @@ BENCHMARKS: list[Benchmark] = [
     memory.BENCHMARK,
     profile.BENCHMARK,
     scaling.BENCHMARK,
+    web.BENCHMARK,
 ]
 
 

@@ -33,20 +33,22 @@ from strawberry.types.unset import UNSET, UnsetType
 from websockets.frames import CloseCode
 
 from graphql_app.artifacts import download_artifact
-from graphql_app.auth import (
-    admit,
-    authenticate,
-    key_of_connection,
-    key_of_request,
-    login,
-    login_page,
-)
+from graphql_app.auth import key_of_connection
 from graphql_app.health import healthz, metrics, readyz
 from graphql_app.limits import BodySizeLimit
 from graphql_app.logs import RequestLog
 from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
 from graphql_app.outage import OutageGuard
+from graphql_app.sessions import (
+    admit_request,
+    login,
+    login_page,
+    logout,
+    open_sessions,
+    socket_caller,
+)
 from graphql_app.settings import Settings, get_settings
+from graphql_app.web import WebApp
 from graphql_app.websocket import SharedSubscriptions, TransportHandler
 from graphql_app.ws_messages import FORBIDDEN, KEY_REVOKED_REASON, SOCKET_KEY_STATE
 from graphql_app.ws_protocol import SHUTDOWN_REASON
@@ -234,6 +236,7 @@ class GraphQLApp(GraphQL[Context, None]):
             multipart_uploads_enabled=True,
         )
         self._prepared = PreparedOperations(schema, limits)
+        self.web = WebApp()
         self.shared_subscriptions = SharedSubscriptions(schema, limits)
         self._max_sockets = settings.ws_connections_max_per_key
         self._max_response = settings.response_max_bytes
@@ -326,8 +329,9 @@ class GraphQLApp(GraphQL[Context, None]):
         if scope["type"] == "websocket":
             self._open[id(scope)] = send
         if scope["type"] == "http" and not _asks_for_graphiql(scope):
-            services: Services = scope["app"].state.services
-            caller = await admit(services, key_of_request(Headers(scope=scope)))
+            state = scope["app"].state
+            services: Services = state.services
+            caller = await admit_request(services, state.sessions, Headers(scope=scope))
             if isinstance(caller, Response):
                 await caller(scope, receive, send)
                 return
@@ -401,18 +405,26 @@ class GraphQLApp(GraphQL[Context, None]):
         response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
         return response
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # GraphiQL from the web app's own build, not Strawberry's page, which loads it
+        # from a CDN (and so never loads offline).
+        return self.web.graphiql()
+
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services: Services = request.app.state.services
         caller = getattr(request.state, CALLER_STATE, None)
         return Context(services=services, request=request, response=response, caller=caller)
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        """Check the key in `connection_init` (or the handshake's cookie, for GraphiQL);
-        a missing or bad one closes the socket with 4403 before any subscription."""
-        key = key_of_connection(context.connection_params) or key_of_request(
-            context.request.headers
+        """Check the key in `connection_init` (or the handshake's login cookie, for the
+        browser app); a missing or bad one closes the socket with 4403 before any
+        subscription."""
+        context.caller, key_hash = await socket_caller(
+            context.services,
+            context.request.app.state.sessions,
+            key_of_connection(context.connection_params),
+            context.request.headers,
         )
-        context.caller = await authenticate(context.services, key)
         if context.caller is None:
             raise ConnectionRejectionError
         name = context.caller.name
@@ -423,9 +435,9 @@ class GraphQLApp(GraphQL[Context, None]):
         WEBSOCKETS.inc()
         state = context.request.scope.setdefault("state", {})
         state[SOCKET_OWNER_STATE] = name
-        state[SOCKET_KEY_STATE] = key
+        state[SOCKET_KEY_STATE] = key_hash
         if context.settings.auth:
-            self._socket_keys[id(context.request.scope)] = key
+            self._socket_keys[id(context.request.scope)] = key_hash
         return UNSET
 
 
@@ -545,8 +557,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_services(settings) as services:
+        async with open_services(settings) as services, open_sessions(settings) as sessions:
             app.state.services = services
+            app.state.sessions = sessions
             # Built here, not at import: its tools need the services.
             app.state.mcp = build_mcp_server(services)
             mount_http(app.state.mcp, settings)
@@ -595,6 +608,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(Route("/login", login_page, methods=["GET"]))
     app.router.routes.append(Route("/login", login, methods=["POST"]))
     app.add_middleware(OutageGuard, retry_after_seconds=settings.outage_retry_after_seconds)
+    app.router.routes.append(Route("/logout", logout, methods=["POST"]))
     app.add_middleware(BodySizeLimit, max_bytes=settings.request_max_bytes)
     # Outermost, so that even a refused request is logged with its id.
     app.add_middleware(RequestLog)
@@ -602,4 +616,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes.append(Route("/healthz", healthz, methods=["GET"]))
     app.router.routes.append(Route("/readyz", readyz, methods=["GET"]))
     app.router.routes.append(Route("/metrics", metrics, methods=["GET"]))
+    # Last: every other GET is the web app's (a file, or a page the app routes itself).
+    app.router.routes.append(Route("/{path:path}", graphql_app.web, methods=["GET", "HEAD"]))
     return app

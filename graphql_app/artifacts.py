@@ -7,7 +7,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from graphql_app.auth import authenticate, key_of_request, unauthenticated
+from graphql_app.sessions import caller_of_headers
 from persistence.models import FILE_NAME_MAX_CHARS
 from schema.context import Services
 from tasks import submission
@@ -28,9 +28,12 @@ def _disposition(name: str, content_type: str) -> str:
 async def download_artifact(request: Request) -> Response:
     """The artifact's bytes, or 404 for an unknown task or name."""
     services: Services = request.app.state.services
-    caller = await authenticate(services, key_of_request(request.headers))
-    if caller is None:
-        return unauthenticated()
+    # A GET that changes nothing: the login cookie alone may fetch it (an <img> does).
+    caller = await caller_of_headers(
+        services, request.app.state.sessions, request.headers, state_changing=False
+    )
+    if isinstance(caller, Response):
+        return caller
     task_id, name = request.path_params["task_id"], request.path_params["name"]
     artifact = None
     # A name no artifact can have (a NUL, too long) is not worth a query.

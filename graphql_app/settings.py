@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # MCP sessions whose opener is remembered (tasks over /mcp); a forgotten one answers
     # 404 and its client opens another, as after a restart.
     mcp_sessions_tracked: int = Field(default=10_000, ge=1)
+    # A browser's login (a session kept in Redis) lasts this long, then it logs in again:
+    # a working day, so a forgotten tab does not stay signed in for good.
+    session_ttl_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 86400)
     # FastAPI's built-in OpenTelemetry tracing, metrics and logs. Off unless asked for:
     # with no exporter configured it only costs time (about 5% of a create in a py-spy
     # profile; not separable from noise in the create benchmark).

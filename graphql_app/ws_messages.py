@@ -73,10 +73,10 @@ def message_problem(message: object) -> str | None:
 
 
 async def key_still_valid(context: Context) -> bool:
-    """Whether the key this socket connected with still speaks for a caller (answers
-    are cached for AITASKS_AUTH_CACHE_SECONDS)."""
+    """Whether the key this socket connected with (given, or behind its login session)
+    still speaks for a caller (answers are cached for AITASKS_AUTH_CACHE_SECONDS)."""
     services = context.services
     if not services.settings.auth:
         return True
-    key = context.request.scope.get("state", {}).get(SOCKET_KEY_STATE)
-    return await services.keys.caller(key) is not None
+    key_hash = context.request.scope.get("state", {}).get(SOCKET_KEY_STATE)
+    return await services.keys.caller_of_digest(key_hash) is not None

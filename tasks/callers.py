@@ -87,7 +87,12 @@ class KeyChecker:
         """The caller a key speaks for, or None for a missing, unknown or revoked key."""
         if not key or not key.startswith(KEY_PREFIX) or len(key) > 2 * KEY_RANDOM_BYTES + 8:
             return None
-        key_hash = digest(key)
+        return await self.caller_of_digest(digest(key))
+
+    async def caller_of_digest(self, key_hash: str | None) -> Caller | None:
+        """The caller a key speaks for, by the key's digest (what a login session keeps)."""
+        if not key_hash:
+            return None
         known = self._known.get(key_hash)
         if known is not None:
             return known
@@ -99,18 +104,18 @@ class KeyChecker:
         self._remember(key_hash, caller)
         return caller
 
-    async def still_valid(self, given: Iterable[str | None]) -> set[str | None]:
-        """Which of these keys still speak for a caller, read from the database now (one
-        query for all), the cache refreshed with the answers."""
-        hashes = {digest(key): key for key in given if key}
-        if not hashes:
+    async def still_valid(self, key_hashes: Iterable[str | None]) -> set[str]:
+        """Which of these key digests still speak for a caller, read from the database now
+        (one query for all), the cache refreshed with the answers."""
+        wanted = {key_hash for key_hash in key_hashes if key_hash}
+        if not wanted:
             return set()
         async with self._sessionmaker() as session:
-            names = await keys.callers_of(session, list(hashes))
-        for key_hash in hashes:
+            names = await keys.callers_of(session, list(wanted))
+        for key_hash in wanted:
             name = names.get(key_hash)
             self._remember(key_hash, Caller(name) if name is not None else None)
-        return {key for key_hash, key in hashes.items() if key_hash in names}
+        return {key_hash for key_hash in wanted if key_hash in names}
 
     def _remember(self, key_hash: str, caller: Caller | None) -> None:
         if self._cache_seconds <= 0:

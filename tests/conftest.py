@@ -11,6 +11,9 @@ import pytest
 from tests.fixtures.openai_server import OpenAICompatibleServer
 from tests.fixtures.stack import Backing, Stack, backing_services, stack_env
 
+# The built web app (`web_build`), for the tests that load it.
+pytest_plugins = ["tests.fixtures.web"]
+
 TEST_MODELS = "echo,slow-echo,fail-500,hang,thousand-tokens,flaky-429,unauthorized"
 TEST_OPENAI_KEY = "sk-test-key"
 # Short, so the `hang` model fails in a test's time.

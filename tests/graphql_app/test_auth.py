@@ -280,37 +280,6 @@ async def test_the_dashboard_feed_shows_only_the_callers_tasks(secured: Secured)
     assert bobs_id in seen
 
 
-def test_graphiql_logs_in_with_a_cookie_and_its_subscriptions_work(
-    secured: Secured, alices_task: dict[str, Any]
-) -> None:
-    stack = secured.stack
-    page = httpx.get(stack.graphql_url, headers={"accept": "text/html"})
-    login = httpx.post(f"{stack.api_url}/login", data={"key": secured.alice})
-
-    assert page.status_code == 200 and "graphiql" in page.text.lower()
-    assert login.status_code == 303
-    cookie = login.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
-    cookies = {"aitasks_key": login.cookies["aitasks_key"]}
-    read = httpx.post(
-        stack.graphql_url,
-        json={"query": GET_TASK, "variables": {"id": alices_task["id"]}},
-        cookies=cookies,
-    )
-    assert read.json()["data"]["task"]["id"] == alices_task["id"]
-    # GraphiQL sends no connectionParams: the handshake's cookie is the key.
-    first = asyncio.run(
-        subscribe_once(
-            stack,
-            TASK_STATUS,
-            {"id": alices_task["id"]},
-            {},
-            Cookie=f"aitasks_key={cookies['aitasks_key']}",
-        )
-    )
-    assert first["type"] == "next"
-
-
 def test_a_login_posted_from_another_site_is_refused(secured: Secured) -> None:
     response = httpx.post(
         f"{secured.stack.api_url}/login",
