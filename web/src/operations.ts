@@ -134,6 +134,9 @@ export const CANCEL_TASK = graphql(`
       ... on TaskNotFound {
         message
       }
+      ... on RateLimited {
+        message
+      }
     }
   }
 `);
@@ -150,6 +153,9 @@ export const RETRY_TASK = graphql(`
         message
       }
       ... on TaskNotFound {
+        message
+      }
+      ... on RateLimited {
         message
       }
     }
