@@ -11,14 +11,10 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.node import NPM_CI_TIMEOUT_SECONDS, npm_installed
 from tests.fixtures.stack import Stack
 
 APOLLO_DIR = Path(__file__).parent / "apollo"
-LOCKFILE = APOLLO_DIR / "package-lock.json"
-# npm writes this on every install, so it dates node_modules as a whole.
-INSTALLED_MARKER = APOLLO_DIR / "node_modules" / ".package-lock.json"
-# A cold `npm ci` downloads about a dozen packages; a slow registry may take minutes.
-NPM_CI_TIMEOUT_SECONDS = 300
 # check.mjs gives up by itself after 60 s; this only catches a Node that hangs anyway.
 CHECK_TIMEOUT_SECONDS = 90
 # The first test to use the shared stack also waits for it to start.
@@ -50,19 +46,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="session")
 def apollo_dir() -> Path:
     """tests/clients/apollo with its node_modules installed from package-lock.json."""
-    installed = INSTALLED_MARKER.exists() and (
-        INSTALLED_MARKER.stat().st_mtime >= LOCKFILE.stat().st_mtime
-    )
-    if not installed:
-        done = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=APOLLO_DIR,
-            capture_output=True,
-            text=True,
-            timeout=NPM_CI_TIMEOUT_SECONDS,
-        )
-        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
-    return APOLLO_DIR
+    return npm_installed(APOLLO_DIR)
 
 
 def run_check(apollo_dir: Path, stack: Stack) -> dict[str, Any]:

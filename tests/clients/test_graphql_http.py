@@ -14,14 +14,10 @@ from typing import Any
 import pytest
 
 from tests.fixtures.keys import new_key
+from tests.fixtures.node import NPM_CI_TIMEOUT_SECONDS, npm_installed
 from tests.fixtures.stack import Stack
 
 AUDIT_DIR = Path(__file__).parent / "graphql_http"
-LOCKFILE = AUDIT_DIR / "package-lock.json"
-# npm writes this on every install, so it dates node_modules as a whole.
-INSTALLED_MARKER = AUDIT_DIR / "node_modules" / ".package-lock.json"
-# Two packages; a slow registry may still take a minute or two.
-NPM_CI_TIMEOUT_SECONDS = 300
 # The audit sends about sixty small requests.
 AUDIT_TIMEOUT_SECONDS = 90
 # graphql-http 1.23's audits; the report must hold every one of them.
@@ -36,19 +32,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def audit_dir() -> Path:
     """tests/clients/graphql_http with its node_modules installed from package-lock.json."""
-    installed = INSTALLED_MARKER.exists() and (
-        INSTALLED_MARKER.stat().st_mtime >= LOCKFILE.stat().st_mtime
-    )
-    if not installed:
-        done = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"],
-            cwd=AUDIT_DIR,
-            capture_output=True,
-            text=True,
-            timeout=NPM_CI_TIMEOUT_SECONDS,
-        )
-        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
-    return AUDIT_DIR
+    return npm_installed(AUDIT_DIR)
 
 
 @pytest.fixture(scope="module")
