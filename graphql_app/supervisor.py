@@ -246,13 +246,13 @@ def _banner(settings: Settings, key: str | None) -> None:
     base = f"http://{settings.host}:{settings.port}"
     model = settings.effective_default_model
     note = " (offline: set OPENAI_API_KEY for a real model)" if model == DEMO_MODEL else ""
-    _say(f"ready. GraphiQL: {base}/graphql")
+    _say(f"ready. Dashboard: {base}/   GraphiQL: {base}/graphql")
     if key is None:
         _say("AUTHENTICATION IS OFF (AITASKS_AUTH=off): anyone who can reach the API uses it")
     else:
         _say(f"API key (development): {key}")
         _say(
-            f"  log in to GraphiQL with it at {base}/login; "
+            f"  log in with it at {base}/login (dashboard and GraphiQL); "
             "clients send 'Authorization: Bearer <key>'"
         )
     _say(f"default model: {model}{note}")
