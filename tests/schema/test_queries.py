@@ -8,7 +8,6 @@ import pytest
 
 from tests.fixtures.graphql import create_task, get_task, poll_until_finished, post
 from tests.fixtures.stack import Stack
-from tests.fixtures.tasks import insert_pending_task
 
 LIST = """
 query List($first: Int, $after: String, $status: TaskStatus) {
@@ -62,20 +61,20 @@ def test_tasks_pages_newest_first_without_gaps_or_repeats(stack: Stack) -> None:
 
 
 def test_tasks_filters_by_status(stack: Stack) -> None:
-    # No message is sent for this one, so it stays PENDING while the test looks.
-    waiting = insert_pending_task(stack.database_url, "waiting in line")
+    # Delayed by an hour, so it stays PENDING while the test looks.
+    waiting = create_task(stack, prompt="waiting in line", delaySeconds=3600)
     finished = poll_until_finished(stack, create_task(stack, prompt="done soon")["id"])
 
     pending = post(stack, LIST, {"first": 50, "status": "PENDING"})["data"]["tasks"]
     completed = post(stack, LIST, {"first": 50, "status": "COMPLETED"})["data"]["tasks"]
 
-    assert str(waiting.id) in [edge["node"]["id"] for edge in pending["edges"]]
+    assert waiting["id"] in [edge["node"]["id"] for edge in pending["edges"]]
     assert {edge["node"]["status"] for edge in pending["edges"]} == {"PENDING"}
     assert completed["edges"][0]["node"]["id"] == finished["id"]
     assert {edge["node"]["status"] for edge in completed["edges"]} == {"COMPLETED"}
     cancelled = post(stack, LIST, {"first": 50, "status": "CANCELLED"})["data"]["tasks"]
     assert {edge["node"]["status"] for edge in cancelled["edges"]} <= {"CANCELLED"}
-    assert str(waiting.id) not in [edge["node"]["id"] for edge in cancelled["edges"]]
+    assert waiting["id"] not in [edge["node"]["id"] for edge in cancelled["edges"]]
 
 
 @pytest.mark.parametrize(
