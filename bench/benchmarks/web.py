@@ -188,7 +188,9 @@ async def live_page(bench_stack: Stack, api: Api) -> tuple[list[Figure], list[st
     writer = await bench_stack.agent("page-writer", "bench.agents.page_writer", params)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = await (await browser.new_context()).new_page()
+        # The page's CSP forbids eval, which Playwright's waits and evaluations use.
+        context = await browser.new_context(bypass_csp=True)
+        page = await context.new_page()
         await page.goto(f"{base_url}/", wait_until="networkidle", timeout=LOAD_TIMEOUT_MS)
         await page.wait_for_function(
             f"document.querySelectorAll('tr[data-task-id]').length === {TASKS}",
