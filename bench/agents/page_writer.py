@@ -12,12 +12,11 @@ Commands as the writer's (`claim`, `run`, `close`); `ran` also carries `shown`, 
 
 from __future__ import annotations
 
-import time
 from functools import partial
 from typing import Any
 
 from bench.agents.channel import Channel, run_agent
-from bench.agents.writer import DELTA, GENERATING_STAGE, LEASE_SECONDS, Writer
+from bench.agents.writer import DELTA, GENERATING_STAGE, LEASE_SECONDS, Writer, serve
 from persistence import task_writes
 
 # Percents cycle through 1..99: a task's changes less than 99 apart differ on the page.
@@ -52,34 +51,13 @@ class PageWriter(Writer):
             if made is not None:
                 self.shown.append((index, made.event.sequence, percent))
 
-    def take_shown(self) -> list[tuple[int, int, int]]:
+    def take_ran(self) -> dict[str, Any]:
         shown, self.shown = self.shown, []
-        return shown
+        return {**super().take_ran(), "shown": shown}
 
 
 async def main(channel: Channel, params: dict[str, Any]) -> None:
-    writer = PageWriter(params["database_url"], params["redis_url"])
-    try:
-        while (command := await channel.receive()) is not None:
-            if command["command"] == "claim":
-                claimed = await writer.claim(command["task_ids"])
-                channel.send("claimed", claimed=claimed, changes=writer.take_changes())
-            elif command["command"] == "run":
-                started = time.monotonic()
-                late = await writer.run(command["rate"], command["count"])
-                seconds = time.monotonic() - started
-                channel.send(
-                    "ran",
-                    changes=writer.take_changes(),
-                    shown=writer.take_shown(),
-                    late=late,
-                    seconds=seconds,
-                )
-            elif command["command"] == "close":
-                break
-    finally:
-        await writer.close()
-    channel.send("closed")
+    await serve(channel, PageWriter(params["database_url"], params["redis_url"]))
 
 
 if __name__ == "__main__":

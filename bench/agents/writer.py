@@ -134,6 +134,10 @@ class Writer:
         changes, self.changes = self.changes, []
         return changes
 
+    def take_ran(self) -> dict[str, Any]:
+        """What a "ran" answer reports besides its timing."""
+        return {"changes": self.take_changes()}
+
     async def close(self) -> None:
         if self.pool is not None:
             await self.pool.close()
@@ -142,7 +146,11 @@ class Writer:
 
 
 async def main(channel: Channel, params: dict[str, Any]) -> None:
-    writer = Writer(params["database_url"], params["redis_url"])
+    await serve(channel, Writer(params["database_url"], params["redis_url"]))
+
+
+async def serve(channel: Channel, writer: Writer) -> None:
+    """Answer the benchmark's commands (claim, run, close) with this writer."""
     try:
         while (command := await channel.receive()) is not None:
             if command["command"] == "claim":
@@ -152,7 +160,7 @@ async def main(channel: Channel, params: dict[str, Any]) -> None:
                 started = time.monotonic()
                 late = await writer.run(command["rate"], command["count"])
                 seconds = time.monotonic() - started
-                channel.send("ran", changes=writer.take_changes(), late=late, seconds=seconds)
+                channel.send("ran", **writer.take_ran(), late=late, seconds=seconds)
             elif command["command"] == "close":
                 break
     finally:

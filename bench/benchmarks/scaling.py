@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.api import Api
+from bench.benchmarks import fanout
 from bench.core import Benchmark, Figure, Report, format_number, median, spread
 from bench.creates import (
     PRODUCT_QUEUE_KEYS,
@@ -16,7 +17,7 @@ from bench.creates import (
     load,
     start_load,
 )
-from bench.deliveries import Deliveries, match
+from bench.deliveries import Deliveries
 from bench.processes import Agent
 from bench.stack import Context, Stack, stack
 
@@ -26,11 +27,11 @@ ROUNDS = 3
 WARMUP_SECONDS = 1.0
 MEASURE_SECONDS = 3.0
 PRIME_SECONDS = 2.0
-SUBSCRIBERS = 1000
+SUBSCRIBERS = fanout.SUBSCRIBERS
+DRAIN_SECONDS = fanout.DRAIN_SECONDS
 CHANGES = 5
 CONNECT_CONCURRENCY = 100
 SETUP_SECONDS = 90.0
-DRAIN_SECONDS = 10.0
 RATIO = "\N{MULTIPLICATION SIGN} one process"
 
 METHOD = f"""\
@@ -91,16 +92,8 @@ async def _creates(
 
 
 async def _change(api: Api, writer: Agent, followers: Agent) -> tuple[Deliveries, float]:
-
-    cpu_before = api.cpu_seconds()
-    ran = await writer.request("run", "ran", 60, rate=1.0, count=1)
-    got = await followers.request(
-        "collect", "receipts", DRAIN_SECONDS + 30, expect=SUBSCRIBERS, wait_seconds=DRAIN_SECONDS
-    )
-    cpu_us = (api.cpu_seconds() - cpu_before) * 1e6
-    deliveries = match(
-        ran["changes"], got["receipts"], task_of=lambda index: 0, subscribers_per_task=SUBSCRIBERS
-    )
+    """As `fanout` times a change; the API's CPU per delivery."""
+    deliveries, cpu_us = await fanout.measure_change(api, writer, followers)
     return deliveries, cpu_us / max(1, len(deliveries.delays_ms))
 
 
@@ -161,10 +154,10 @@ def _create_figures(windows: dict[int, list[Window]]) -> list[Figure]:
 
 def _fanout_figures(fanouts: dict[int, Fanout]) -> list[Figure]:
     figures = []
-    for count, fanout in fanouts.items():
-        lasts = [max(d.delays_ms, default=float("inf")) for d in fanout.deliveries]
-        middles = [median(d.delays_ms) for d in fanout.deliveries if d.delays_ms]
-        lost = sum(d.lost for d in fanout.deliveries)
+    for count, measured in fanouts.items():
+        lasts = [max(d.delays_ms, default=float("inf")) for d in measured.deliveries]
+        middles = [median(d.delays_ms) for d in measured.deliveries if d.delays_ms]
+        lost = sum(d.lost for d in measured.deliveries)
         label = f"fan-out to {SUBSCRIBERS:,}, {_servers(count)}"
         figures.append(
             Figure(
@@ -183,7 +176,7 @@ def _fanout_figures(fanouts: dict[int, Fanout]) -> list[Figure]:
             )
         )
         figures.append(
-            Figure(f"{label}: API CPU per update", median(fanout.cpu_us_per_update), "µs")
+            Figure(f"{label}: API CPU per update", median(measured.cpu_us_per_update), "µs")
         )
         figures.append(Figure(f"{label}: updates not received", lost, "", "0", lost == 0))
     return figures
