@@ -28,12 +28,12 @@ from typing import Any, ClassVar, cast
 from urllib.parse import unquote
 
 from uvicorn import Config
-from uvicorn.server import ServerState
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
 from graphql_app import ws_handshake
 from graphql_app.ws_handshake import Handshake, HandshakeRefused
+from schema.internals import ServerState, loaded_app
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -65,10 +65,8 @@ class _Server:
     _of: ClassVar[weakref.WeakKeyDictionary[ServerState, _Server]] = weakref.WeakKeyDictionary()
 
     def __init__(self, config: Config, server_state: ServerState) -> None:
-        if not config.loaded:
-            config.load()
         self.config = config
-        self.app = config.loaded_app
+        self.app = loaded_app(config)
         self.connections: set[Any] = server_state.connections
         self.tasks: set[asyncio.Task[None]] = server_state.tasks
         self.default_headers = server_state.default_headers
