@@ -1,8 +1,8 @@
 """Every name of another library's internals that our code touches, and only here.
 
 The WebSocket transport (`graphql_app/ws_protocol.py`, `graphql_app/websocket.py`) and
-the prepared path (`schema/prepared.py`) do parts of uvicorn's, Strawberry's and
-graphql-core's work in fewer objects. Where the libraries offer a public way, those
+the prepared path (`schema/prepared.py`) do parts of uvicorn's, websockets', Strawberry's
+and graphql-core's work in fewer objects. Where the libraries offer a public way, those
 modules use it; what is left has none, and is reached through this module alone, so that
 one file says what an upgrade can break. Each library named here has an upper version
 bound in pyproject.toml, and `tests/schema/test_internals.py` has one canary per name
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from graphql.execution import Executor
     from starlette.websockets import WebSocket
     from uvicorn import Config
+    from websockets.frames import Close
+    from websockets.protocol import Protocol
 
 __all__ = [
     "STRAWBERRY_HANDLE_LOOP_SHA256",
@@ -43,7 +45,11 @@ __all__ = [
     "ServerState",
     "TransportWSHandler",
     "TransportWSOperation",
+    "close_received",
+    "close_sent",
     "forget_subfields",
+    "frames_failed",
+    "frames_idle",
     "graphql_schema",
     "handle_loop_digest",
     "loaded_app",
@@ -135,6 +141,33 @@ def handle_loop_digest() -> str:
     """The SHA-256 of the source of Strawberry's graphql-transport-ws `handle()`."""
     source = inspect.getsource(TransportWSHandler.handle)
     return hashlib.sha256(source.encode()).hexdigest()
+
+
+# websockets: the sans-io `Protocol`'s state, as `graphql_app/ws_protocol.py` reads it.
+# Its documented properties (`state`, `close_code`, `close_exc`) say how a connection
+# ended only once it is CLOSED; the lean protocol must tell the app while the closing
+# handshake is under way, and drops an idle parser, which nothing public describes.
+
+
+def close_received(protocol: Protocol) -> Close | None:
+    """The close frame the client sent, if any (websockets: `Protocol.close_rcvd`)."""
+    return protocol.close_rcvd
+
+
+def close_sent(protocol: Protocol) -> Close | None:
+    """The close frame the server sent, if any (websockets: `Protocol.close_sent`)."""
+    return protocol.close_sent
+
+
+def frames_failed(protocol: Protocol) -> bool:
+    """Whether the client broke the protocol (websockets: `Protocol.parser_exc`)."""
+    return protocol.parser_exc is not None
+
+
+def frames_idle(protocol: Protocol) -> bool:
+    """No fragmented message in progress and no partial frame buffered (websockets:
+    `Protocol.current_size`, `Protocol.reader.buffer`)."""
+    return protocol.current_size is None and not protocol.reader.buffer
 
 
 def starlette_socket(handler: TransportWSHandler[Any, Any]) -> WebSocket:

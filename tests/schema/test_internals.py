@@ -16,6 +16,7 @@ from graphql.execution import Executor
 from graphql.validation import ASTValidationRule
 from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import Protocol, Side
 
 from schema import schema
 from schema.internals import (
@@ -27,7 +28,11 @@ from schema.internals import (
     ServerState,
     TransportWSHandler,
     TransportWSOperation,
+    close_received,
+    close_sent,
     forget_subfields,
+    frames_failed,
+    frames_idle,
     graphql_schema,
     handle_loop_digest,
 )
@@ -133,3 +138,48 @@ def test_strawberry_asgi_websocket_adapter_still_keeps_starlettes_socket_as_ws()
     assert response.annotation in (WebSocket, "WebSocket"), (
         f"Strawberry's ASGIWebSocketAdapter wraps another socket in {STRAWBERRY}"
     )
+
+
+WEBSOCKETS = f"websockets {version('websockets')}"
+
+
+def test_websockets_protocol_still_records_the_close_frames_each_side_sent() -> None:
+    server = Protocol(Side.SERVER)
+    assert close_received(server) is None and close_sent(server) is None, WEBSOCKETS
+    client = Protocol(Side.CLIENT)
+    client.send_close(4000, "done")
+    server.receive_data(b"".join(client.data_to_send()))
+    received = close_received(server)
+    assert received is not None and (received.code, received.reason) == (4000, "done"), (
+        f"websockets' Protocol.close_rcvd is gone or changed in {WEBSOCKETS}"
+    )
+    sent = close_sent(server)
+    assert sent is not None and sent.code == 4000, (
+        f"websockets' Protocol.close_sent is gone or changed in {WEBSOCKETS}"
+    )
+
+
+def test_websockets_protocol_still_keeps_the_parsers_failure() -> None:
+    server = Protocol(Side.SERVER)
+    assert not frames_failed(server), WEBSOCKETS
+    server.receive_data(b"\x81\x05hello")  # unmasked: a client must mask
+    assert frames_failed(server), f"websockets' Protocol.parser_exc is gone in {WEBSOCKETS}"
+
+
+def test_websockets_protocol_still_shows_a_message_or_a_frame_in_progress() -> None:
+    server = Protocol(Side.SERVER)
+    client = Protocol(Side.CLIENT)
+    assert frames_idle(server), WEBSOCKETS
+    client.send_text(b"frag", fin=False)
+    server.receive_data(b"".join(client.data_to_send()))
+    assert not frames_idle(server), (
+        f"websockets' Protocol.current_size no longer marks a fragmented message in {WEBSOCKETS}"
+    )
+    client.send_continuation(b"ment", fin=True)
+    whole = b"".join(client.data_to_send())
+    server.receive_data(whole[:3])
+    assert not frames_idle(server), (
+        f"websockets' Protocol.reader.buffer no longer holds a partial frame in {WEBSOCKETS}"
+    )
+    server.receive_data(whole[3:])
+    assert frames_idle(server), WEBSOCKETS
