@@ -11,6 +11,7 @@ are the only values compared by shape rather than by value."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -50,6 +51,8 @@ pytestmark = pytest.mark.anyio
 WEB_OPERATIONS = Path(__file__).parents[2] / "web" / "src" / "operations.ts"
 PUBLIC_URL = "http://api.example"
 GENERATED = ("id", "createdAt", "updatedAt")
+# A subscription that has not sent all its updates within this long has failed.
+FOLLOW_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,8 @@ async def paths(stack: Stack) -> AsyncIterator[Paths]:
     limits = QueryLimits()
     schema = build_schema(limits)
     async with open_services(settings) as services:
+        async with asyncio.timeout(FOLLOW_SECONDS):
+            await services.hub.wait_subscribed()
         context = Context(
             services=services,
             request=_Request(),
@@ -319,3 +324,55 @@ async def test_every_task_status_subscription_starts_the_same_on_both_paths(
             theirs = await _first_from_strawberry(paths, document, variables)
             ours = await _first_from_ours(paths, document, variables)
             assert ours == theirs, (document.source, variables)
+
+
+async def _all_from_strawberry(
+    paths: Paths, document: Document, variables: dict[str, Any]
+) -> AsyncIterator[bytes]:
+    stream = await paths.schema.subscribe(
+        document.query,
+        variable_values=variables,
+        context_value=paths.context,
+        operation_name=document.operation_name,
+    )
+    async for result in stream:
+        yield orjson.dumps(process_result(result))
+
+
+async def _all_from_ours(
+    paths: Paths, document: Document, variables: dict[str, Any]
+) -> AsyncIterator[bytes]:
+    prepared = paths.shared.prepare(document.query, document.operation_name)
+    assert prepared is not None
+    subscriber = Subscriber.of(prepared, variables, paths.context)
+    async for update in follow_task(paths.context, variables["id"], None):
+        yield (await paths.shared.payload(subscriber, update)).encode()
+
+
+async def test_every_task_status_subscription_follows_a_task_the_same_on_both_paths(
+    paths: Paths, stack: Stack
+) -> None:
+    task_id = str((await asyncio.to_thread(insert_pending_task, stack.database_url, "live")).id)
+    streams = [
+        (document.source, follow(paths, document, {"id": task_id}))
+        for document in _of(OperationType.SUBSCRIPTION, "taskStatus")
+        for follow in (_all_from_strawberry, _all_from_ours)
+    ]
+    async with asyncio.timeout(FOLLOW_SECONDS):
+        firsts = [await anext(stream) for _, stream in streams]
+        await asyncio.to_thread(
+            change_task,
+            stack.database_url,
+            stack.redis_url,
+            task_id,
+            ["claim", "output", "output", "complete"],
+            announce=True,
+        )
+        followed = [
+            [first, *[payload async for payload in stream]]
+            for first, (_, stream) in zip(firsts, streams, strict=True)
+        ]
+    for index in range(0, len(streams), 2):
+        theirs, ours = followed[index], followed[index + 1]
+        assert len(theirs) == 5, streams[index][0]  # PENDING, then each of four changes
+        assert ours == theirs, streams[index][0]
