@@ -22,13 +22,13 @@ import contextlib
 import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from json import JSONDecodeError
 from typing import Any, cast
 
 import orjson
+from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -45,10 +45,6 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from prometheus_client import Counter
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.http.exceptions import WebSocketDisconnected
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler,
-    Operation,
-)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     Message,
@@ -68,6 +64,13 @@ from graphql_app.ws_messages import (
 from schema import QueryLimits, Schema
 from schema.context import Context, Services
 from schema.errors import for_client
+from schema.internals import (
+    TransportWSHandler,
+    forget_subfields,
+    graphql_schema,
+    starlette_socket,
+)
+from schema.internals import TransportWSOperation as Operation
 from schema.metrics import OPERATION_SECONDS, OPERATIONS
 from schema.prepared import DocumentChecks
 from schema.subscriptions import follow_task
@@ -92,8 +95,6 @@ DOCUMENTS_CACHED = 256
 # Executors kept, one per (document, base URL), or per (document, variables, base URL)
 # for a document whose variables reach below the root field: few either way.
 EXECUTORS_CACHED = 1024
-# graphql-core's Executor attribute holding its memo of collected subfields (3.3).
-SUBFIELDS_MEMO = "_relevant_sub_fields"
 # Executed updates kept for subscribers that ask for the same one a moment later: a
 # change reaches all subscribers of its task within milliseconds, so a few per task
 # being followed suffice; each entry is one update's JSON.
@@ -133,36 +134,34 @@ class SharedSubscriptions:
     """Documents checked once, and updates executed once, for every socket of a process."""
 
     def __init__(self, schema: Schema, limits: QueryLimits) -> None:
-        self._schema = schema
+        self._schema = graphql_schema(schema)
         self._checks = DocumentChecks(schema, limits)
-        self._documents: OrderedDict[tuple[str, str | None], Prepared | None] = OrderedDict()
-        self._results: OrderedDict[tuple[Any, ...], str] = OrderedDict()
-        self._executors: OrderedDict[tuple[Prepared, str, str], Executor] = OrderedDict()
+        self._documents: LRUCache[tuple[str, str | None], Prepared | None] = LRUCache(
+            DOCUMENTS_CACHED
+        )
+        self._results: LRUCache[tuple[Any, ...], str] = LRUCache(RESULTS_CACHED)
+        self._executors: LRUCache[tuple[Prepared, str, str], Executor] = LRUCache(EXECUTORS_CACHED)
 
     def prepare(self, query: str, operation_name: str | None) -> Prepared | None:
         """The checked document, or None when Strawberry must serve it."""
         key = (query, operation_name)
-        if key in self._documents:
-            self._documents.move_to_end(key)
+        try:
             return self._documents[key]
-        prepared = self._check(query, operation_name)
-        self._documents[key] = prepared
-        if len(self._documents) > DOCUMENTS_CACHED:
-            self._documents.popitem(last=False)
-        return prepared
+        except KeyError:
+            prepared = self._documents[key] = self._check(query, operation_name)
+            return prepared
 
     def _check(self, query: str, operation_name: str | None) -> Prepared | None:
-        graphql_schema = self._schema._schema
         checked = self._checks.check(query, operation_name)
         if checked is None:
             return None
         document, operation = checked
         if not _only_task_status(operation):
             return None
-        assert graphql_schema.subscription_type is not None
+        assert self._schema.subscription_type is not None
         field_node = operation.selection_set.selections[0]
         assert isinstance(field_node, FieldNode)
-        field = graphql_schema.subscription_type.fields[TASK_STATUS_FIELD]
+        field = self._schema.subscription_type.fields[TASK_STATUS_FIELD]
         shaped = _variable_uses(document) > _variable_uses(*(field_node.arguments or ()))
         return Prepared(document, operation, field_node, field, shaped)
 
@@ -173,7 +172,7 @@ class SharedSubscriptions:
         if variables is not None and not isinstance(variables, dict):
             return None
         coerced = get_variable_values(
-            self._schema._schema, prepared.operation.variable_definitions or (), variables or {}
+            self._schema, prepared.operation.variable_definitions or (), variables or {}
         )
         if isinstance(coerced, list):
             return None
@@ -186,7 +185,7 @@ class SharedSubscriptions:
         self, prepared: Prepared, variables: dict[str, Any] | None, context: Context
     ) -> Executor | None:
         executor = Executor.build(
-            self._schema._schema,
+            self._schema,
             prepared.document,
             context_value=context,
             raw_variable_values=variables,
@@ -206,11 +205,8 @@ class SharedSubscriptions:
         EXECUTED.inc()
         executor = self._shared_executor(subscriber)
         event = executor.build_per_event_executor(TaskUpdate.from_update(update))
-        if hasattr(event, SUBFIELDS_MEMO):
-            # graphql-core memoizes subfields on the identity of lists each execution makes
-            # afresh; shared with the long-lived executor, the memo would grow by an entry
-            # per update for good.
-            setattr(event, SUBFIELDS_MEMO, {})
+        # Its memo of subfields is the long-lived executor's: see `forget_subfields`.
+        forget_subfields(event)
         outcome: Any = event.execute_operation(False)
         if executor.is_awaitable(outcome):
             outcome = await outcome
@@ -221,8 +217,6 @@ class SharedSubscriptions:
             return orjson.dumps(body).decode()
         encoded = orjson.dumps(body).decode()
         self._results[key] = encoded
-        if len(self._results) > RESULTS_CACHED:
-            self._results.popitem(last=False)
         return encoded
 
     def _shared_executor(self, subscriber: Subscriber) -> Executor:
@@ -233,7 +227,6 @@ class SharedSubscriptions:
         caller, so a result cannot depend on anything the key leaves out."""
         executor = self._executors.get(subscriber.shares)
         if executor is not None:
-            self._executors.move_to_end(subscriber.shares)
             return executor
         context = Context(
             services=subscriber.services, request=_BaseURL(subscriber.base_url), response=None
@@ -243,8 +236,6 @@ class SharedSubscriptions:
         if executor is None:  # the variables were coerced once already; cannot happen
             raise RuntimeError("the subscription's variables no longer coerce")
         self._executors[subscriber.shares] = executor
-        if len(self._executors) > EXECUTORS_CACHED:
-            self._executors.popitem(last=False)
         return executor
 
 
@@ -308,7 +299,7 @@ def _only_task_status(operation: OperationDefinitionNode | None) -> bool:
     )
 
 
-class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
+class TransportHandler(TransportWSHandler[Context, None]):
     """Strawberry's graphql-transport-ws handler, with `taskStatus` on the shared path."""
 
     async def handle(self) -> None:
@@ -317,7 +308,7 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         no message kept while the next is awaited (the subscribe message's text and
         dict, 1.8 KiB, for as long as the socket is idle)."""
         self.on_request_accepted()
-        socket: WebSocket = self.websocket.ws  # type: ignore[attr-defined]
+        socket: WebSocket = starlette_socket(self)
         try:
             while socket.application_state != WebSocketState.DISCONNECTED:
                 try:
@@ -432,7 +423,7 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if operation.completed:
             return
         try:
-            await self.websocket.ws.send_text(text)  # type: ignore[attr-defined]
+            await starlette_socket(self).send_text(text)
         except WebSocketDisconnect as error:
             raise WebSocketDisconnected from error
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from websockets.utils import accept_key
-
 from graphql_app.sharing import SharedValues
 
 VERSION = b"13"
+# What the accept hash appends to the client's key (RFC 6455 section 1.3).
+ACCEPT_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # The decoded Sec-WebSocket-Key: 16 random bytes (RFC 6455 section 4.1).
 KEY_BYTES = 16
 HEAD_END = b"\r\n\r\n"
@@ -105,8 +106,9 @@ def parse(head: bytes) -> Handshake:
 
 
 def accept_value(key: bytes) -> bytes:
-    """Sec-WebSocket-Accept for the client's key, as websockets computes it."""
-    return accept_key(key.decode("ascii")).encode("ascii")
+    """Sec-WebSocket-Accept for the client's key: RFC 6455's hash, written out rather
+    than taken from websockets.utils, which does not document it."""
+    return base64.b64encode(hashlib.sha1(key + ACCEPT_GUID).digest())
 
 
 def switching_protocols(handshake: Handshake, subprotocol: str | None, headers: Headers) -> bytes:

@@ -28,12 +28,19 @@ from typing import Any, ClassVar, cast
 from urllib.parse import unquote
 
 from uvicorn import Config
-from uvicorn.server import ServerState
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
 from graphql_app import ws_handshake
 from graphql_app.ws_handshake import Handshake, HandshakeRefused
+from schema.internals import (
+    ServerState,
+    close_received,
+    close_sent,
+    frames_failed,
+    frames_idle,
+    loaded_app,
+)
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -65,10 +72,8 @@ class _Server:
     _of: ClassVar[weakref.WeakKeyDictionary[ServerState, _Server]] = weakref.WeakKeyDictionary()
 
     def __init__(self, config: Config, server_state: ServerState) -> None:
-        if not config.loaded:
-            config.load()
         self.config = config
-        self.app = config.loaded_app
+        self.app = loaded_app(config)
         self.connections: set[Any] = server_state.connections
         self.tasks: set[asyncio.Task[None]] = server_state.tasks
         self.default_headers = server_state.default_headers
@@ -180,7 +185,7 @@ class LeanWebSocket(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        close = self._ws.close_rcvd if self._ws is not None else None
+        close = close_received(self._ws) if self._ws is not None else None
         self._disconnected(
             close.code if close is not None else CloseCode.ABNORMAL_CLOSURE,
             close.reason if close is not None else "",
@@ -406,9 +411,9 @@ class LeanWebSocket(asyncio.Protocol):
         for event in self._ws.events_received():
             if isinstance(event, Frame):  # a server's Protocol makes no other events
                 self._handle_frame(event)
-        if self._ws.parser_exc is not None or self._ws.close_rcvd is not None:
+        if frames_failed(self._ws) or close_received(self._ws) is not None:
             self._state = CLOSING
-            close = self._ws.close_rcvd or self._ws.close_sent
+            close = close_received(self._ws) or close_sent(self._ws)
             self._disconnected(
                 close.code if close is not None else CloseCode.ABNORMAL_CLOSURE,
                 close.reason if close is not None else "",
@@ -418,13 +423,7 @@ class LeanWebSocket(asyncio.Protocol):
 
     def _drop_idle_parser(self) -> None:
         ws = self._ws
-        if (
-            ws is not None
-            and self._state == OPEN
-            and ws.state is State.OPEN
-            and ws.current_size is None
-            and not ws.reader.buffer
-        ):
+        if ws is not None and self._state == OPEN and ws.state is State.OPEN and frames_idle(ws):
             self._ws = None
 
     def _handle_frame(self, frame: Frame) -> None:

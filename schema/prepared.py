@@ -10,17 +10,20 @@ requests only execute it, masking and counting the same way.
 
 Only what is plainly a single query or mutation is prepared. Anything else (an invalid
 document, a subscription, several operations without a name) goes on to Strawberry,
-which gives its usual answer.
+which gives its usual answer. The same goes for every document when the schema has an
+extension this path does not do the work of (`MIRRORED_EXTENSIONS`): an extension
+added to the schema then runs on every operation, only slower, never skipped.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from inspect import isawaitable
 from typing import Any
 
+from cachetools import LRUCache
 from graphql import (
     DocumentNode,
     GraphQLError,
@@ -30,21 +33,63 @@ from graphql import (
     get_operation_ast,
     parse,
     specified_rules,
+    validate,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.execution import optimized_is_awaitable
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
 from strawberry.http import GraphQLHTTPResponse
-from strawberry.schema.schema import validate_document
 
-from schema.errors import for_client
-from schema.limits import QueryLimits, document_size_rule, hide_suggestions
-from schema.metrics import OperationCounter
+from schema.errors import MaskUnexpected, for_client
+from schema.internals import STRAWBERRY_VALIDATION_RULES, graphql_schema
+from schema.limits import HideSuggestions, QueryLimits, document_size_rule, hide_suggestions
+from schema.metrics import OperationCounter, OperationMetrics
+
+logger = logging.getLogger(__name__)
 
 # Distinct documents kept prepared. Clients send a handful each; the bound keeps a client
 # that sends a new document every time from growing the process.
 PREPARED_MAX_DOCUMENTS = 500
 # A document longer than this is not worth keeping: nobody sends it twice.
 PREPARED_MAX_QUERY_CHARS = 20_000
+
+# The schema extensions whose work this path (and the WebSocket's shared path, which
+# checks documents here) does itself: the limits, by the same rules; the caches, by
+# keeping documents; the error mask, by `for_client`; the metrics, by `OperationCounter`.
+MIRRORED_EXTENSIONS = (
+    MaxTokensLimiter,
+    AddValidationRules,
+    DisableIntrospection,
+    HideSuggestions,
+    ParserCache,
+    ValidationCache,
+    MaskUnexpected,
+    OperationMetrics,
+)
+
+
+def mirrors_extensions(schema: Any) -> bool:
+    """Whether every extension of `schema` is one this path does the work of."""
+    unknown = [
+        extension
+        for extension in schema.extensions
+        # An entry is a class or a factory; Strawberry makes one per operation too.
+        # Exactly these classes: a subclass may do more than the path mirrors.
+        if type(extension() if callable(extension) else extension) not in MIRRORED_EXTENSIONS
+    ]
+    if unknown:
+        logger.warning(
+            "the schema has extensions the prepared paths do not mirror (%s): every "
+            "operation goes through Strawberry",
+            ", ".join(repr(extension) for extension in unknown),
+        )
+    return not unknown
 
 
 def _acyclic(executor_class: Any) -> Any:
@@ -81,9 +126,10 @@ class DocumentChecks:
     and aliases; no introspection where it is off)."""
 
     def __init__(self, schema: Any, limits: QueryLimits) -> None:
-        self._schema = schema
+        self._schema = graphql_schema(schema)
+        self._enabled = mirrors_extensions(schema)
         self._max_tokens = limits.max_tokens
-        rules = [*specified_rules, document_size_rule(limits)]
+        rules = [*specified_rules, document_size_rule(limits), *STRAWBERRY_VALIDATION_RULES]
         if not limits.introspection:
             rules.append(NoSchemaIntrospectionCustomRule)
         self._rules = tuple(rules)
@@ -91,14 +137,16 @@ class DocumentChecks:
     def check(
         self, query: str, operation_name: str | None
     ) -> tuple[DocumentNode, OperationDefinitionNode] | None:
-        """The document and its operation, or None if it is not valid or names no
-        single operation."""
+        """The document and its operation, or None if it is not valid, names no
+        single operation, or the schema has extensions this path would skip."""
+        if not self._enabled:
+            return None
         try:
             document = parse(query, max_tokens=self._max_tokens)
         except GraphQLError:
             return None
         operation = get_operation_ast(document, operation_name)
-        if operation is None or validate_document(self._schema._schema, document, self._rules):
+        if operation is None or validate(self._schema, document, self._rules):
             return None
         return document, operation
 
@@ -117,9 +165,10 @@ class PreparedOperations:
         self._schema = schema
         self._limits = limits
         self._executor_class = _acyclic(schema.execution_context_class)
+        self._graphql_schema = graphql_schema(schema)
         self._checks = DocumentChecks(schema, limits)
-        self._prepared: OrderedDict[tuple[str, str | None], PreparedOperation | None] = (
-            OrderedDict()
+        self._prepared: LRUCache[tuple[str, str | None], PreparedOperation | None] = LRUCache(
+            PREPARED_MAX_DOCUMENTS
         )
 
     def get(self, query: str, operation_name: str | None) -> PreparedOperation | None:
@@ -130,10 +179,7 @@ class PreparedOperations:
         except KeyError:
             if len(query) > PREPARED_MAX_QUERY_CHARS:
                 return None
-            prepared = self._prepare(query, operation_name)
-            self._prepared[key] = prepared
-            if len(self._prepared) > PREPARED_MAX_DOCUMENTS:
-                self._prepared.popitem(last=False)
+            prepared = self._prepared[key] = self._prepare(query, operation_name)
         return prepared
 
     def _prepare(self, query: str, operation_name: str | None) -> PreparedOperation | None:
@@ -153,7 +199,7 @@ class PreparedOperations:
         """Run the operation; the response body, errors masked as Strawberry masks them."""
         started = time.perf_counter()
         result = execute(
-            self._schema._schema,
+            self._graphql_schema,
             prepared.document,
             variable_values=variables,
             operation_name=prepared.operation_name,

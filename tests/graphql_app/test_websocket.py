@@ -10,13 +10,9 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from graphql import parse
-from graphql.execution import Executor
 from prometheus_client.parser import text_string_to_metric_families
 from websockets import Subprotocol
 
-from graphql_app.websocket import SUBFIELDS_MEMO
-from schema import schema
 from tests.fixtures.graphql import TASK_STATUS, follow, subscribe, watch_many
 from tests.fixtures.stack import Stack
 from tests.fixtures.tasks import ARTIFACT, change_task, insert_pending_task, send_all
@@ -130,17 +126,6 @@ def test_subscribers_whose_variables_shape_the_selection_each_get_their_own(
 
     assert with_task == [{"sequence": 3, "status": "COMPLETED", "task": {"id": task_id}}]
     assert without == [{"sequence": 3, "status": "COMPLETED"}]
-
-
-def test_graphql_core_keeps_its_subfield_memo_where_the_shared_path_resets_it() -> None:
-    # If graphql-core renames it, the memo of the executor kept per key would grow by an
-    # entry per update: this fails first.
-    executor = Executor.build(
-        schema._schema, parse(CHOOSING), raw_variable_values={"id": "x", "withTask": True}
-    )
-
-    assert isinstance(executor, Executor)
-    assert isinstance(getattr(executor, SUBFIELDS_MEMO), dict)
 
 
 async def _refused_message(url: str, message: str | bytes) -> tuple[int, str]:

@@ -14,10 +14,11 @@ from strawberry.types.base import get_object_definition
 
 from schema import QueryLimits, build_schema
 from schema.inputs import built_directly
+from schema.internals import graphql_schema
 from schema.types import CreateTaskInput
 
 schema = build_schema(QueryLimits())
-INPUT_TYPE = schema._schema.type_map["CreateTaskInput"]
+INPUT_TYPE = graphql_schema(schema).type_map["CreateTaskInput"]
 assert isinstance(INPUT_TYPE, GraphQLInputObjectType)
 
 
