@@ -1,9 +1,11 @@
+import { memo } from "react";
 import { useQuery, useApolloClient } from "@apollo/client/react";
 import type { ApolloCache, Reference } from "@apollo/client";
 import { Link, useSearchParams } from "react-router";
 import { POLL_INTERVAL_MS, useConnectionState } from "../connection";
 import type { TaskRowFragment, TaskStatus } from "../gql/graphql";
 import { TASKS, TASK_ROW, TASK_UPDATES } from "../operations";
+import { useFrameBatch } from "../frameBatch";
 import { useResumingSubscription } from "../resuming";
 import { age, useNow } from "../time";
 import { StatusBadge } from "./StatusBadge";
@@ -47,7 +49,9 @@ export function applyTaskUpdate(cache: ApolloCache, task: TaskRowFragment): void
   });
 }
 
-function TaskRow({ task, now }: { task: TaskRowFragment; now: number }) {
+// A row renders again only when its task or the clock changed: Apollo hands back the same
+// object for a task that did not change.
+const TaskRow = memo(function TaskRow({ task, now }: { task: TaskRowFragment; now: number }) {
   return (
     <tr data-task-id={task.id}>
       <td>
@@ -64,7 +68,7 @@ function TaskRow({ task, now }: { task: TaskRowFragment; now: number }) {
       <td title={task.createdAt}>{age(task.createdAt, now)}</td>
     </tr>
   );
-}
+});
 
 export function TaskList() {
   const [params, setParams] = useSearchParams();
@@ -76,10 +80,22 @@ export function TaskList() {
     variables: { first: PAGE_SIZE, status },
     pollInterval: polling ? POLL_INTERVAL_MS : 0,
   });
+  // Every task's latest change of a frame, written in one cache batch: one broadcast and
+  // one render per frame, not one per change.
+  const addUpdate = useFrameBatch<TaskRowFragment>(
+    (tasks) =>
+      client.cache.batch({
+        update: (cache) => {
+          for (const task of tasks) applyTaskUpdate(cache, task);
+        },
+      }),
+    (task) => task.id,
+    (task, than) => task.sequence > than.sequence,
+  );
   useResumingSubscription(TASK_UPDATES, {
     key: "tasks",
     variables: () => ({}),
-    onData: (update) => applyTaskUpdate(client.cache, update.taskUpdates.task),
+    onData: (update) => addUpdate(update.taskUpdates.task),
     resumeOnComplete: true,
   });
 
