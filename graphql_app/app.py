@@ -47,7 +47,6 @@ from graphql_app.sessions import (
     open_sessions,
     socket_caller,
 )
-from graphql_app.settings import Settings, get_settings
 from graphql_app.web import WebApp
 from graphql_app.websocket import SharedSubscriptions, TransportHandler
 from graphql_app.ws_messages import FORBIDDEN, KEY_REVOKED_REASON, SOCKET_KEY_STATE
@@ -55,6 +54,7 @@ from graphql_app.ws_protocol import SHUTDOWN_REASON
 from persistence.creation import TaskInserts
 from persistence.database import POOL_SIZE, create_engine, create_pool, create_sessionmaker
 from persistence.events import TaskEventHub
+from persistence.settings import Settings, get_settings
 from schema import QueryLimits, build_schema
 from schema.context import Context, Services
 from schema.prepared import PreparedOperations

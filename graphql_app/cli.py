@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from graphql_app.settings import (
+from persistence.settings import (
     ConfigurationError,
     Settings,
     export_service_urls,

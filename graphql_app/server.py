@@ -25,8 +25,8 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
-from graphql_app.settings import Settings, get_settings
 from graphql_app.ws_protocol import LeanWebSocket
+from persistence.settings import Settings, get_settings
 
 # What each process of a multi-process API imports to build its app.
 APP_FACTORY = "graphql_app.server:create_app_from_environment"

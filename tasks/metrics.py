@@ -15,8 +15,8 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from graphql_app.settings import Settings
 from persistence.models import Task, TaskStatus
+from persistence.settings import Settings
 
 TASK_SECONDS = Histogram(
     "aitasks_task_duration_seconds",

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from graphql_app.settings import Settings
 from persistence.models import TaskFile, TaskKind
+from persistence.settings import Settings
 from tasks.analysis_params import DataParams
 from tasks.errors import InvalidInputError
 from tasks.imaging import ImageParams

@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_app.settings import Settings
 from persistence import creation, repository
 from persistence.events import creation_event
 from persistence.models import (
@@ -25,6 +24,7 @@ from persistence.models import (
     TaskStatus,
 )
 from persistence.repository import NewTaskRow, PageKey
+from persistence.settings import Settings
 from persistence.unit_of_work import ConnectionUnit, UnitOfWork
 from tasks.dispatch import Dispatcher
 from tasks.errors import InvalidInputError, TaskLimitError, TaskNotFoundError, TaskStateError

@@ -1,5 +1,10 @@
 """The one settings object. Every layer may import this module; it imports nothing of ours.
 
+It lives in `persistence/`, the bottom layer, because that is the one place inside our
+four packages that every other layer may import without an arrow pointing up: a worker
+reads its settings without loading the API package. It stays a leaf (tests/test_layers.py
+holds it to that), so importing it loads nothing else of ours.
+
 Each bound is a named field with a default and a reason. Values come from `AITASKS_*`
 environment variables or a `.env` file; the OpenAI key and base URL also come from the
 standard `OPENAI_API_KEY` / `OPENAI_BASE_URL`.
