@@ -50,8 +50,8 @@ def create_app_from_environment() -> FastAPI:
 
     A process uvicorn's supervisor started begins afresh (multiprocessing's spawn): it
     ran no `aitasks` command, so logging is set up here as the command sets it up;
-    otherwise a library's handler (rich's, found in the scaling benchmark) formats
-    every request line, at three times the API's CPU per request."""
+    otherwise a library's handler (rich's) formats every request line, at three times
+    the API's CPU per request."""
     from graphql_app import logs
     from graphql_app.app import create_app
 

@@ -95,9 +95,9 @@ class _SharedStates:
     """The state a live event leaves a task in, built once for all its followers.
 
     A task's state after sequence n is the same whoever applies event n, so the 1,000
-    followers of one task share one copy instead of building 1,000 (in the fanout
-    benchmark, building them was a quarter of the API's CPU per update). The states are
-    never changed, only replaced.
+    followers of one task share one copy instead of building 1,000 (building them would
+    be about a quarter of the API's CPU per update). The states are never changed, only
+    replaced.
     """
 
     def __init__(self, size: int) -> None:
