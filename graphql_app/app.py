@@ -34,8 +34,8 @@ from websockets.frames import CloseCode
 
 from graphql_app.artifacts import download_artifact
 from graphql_app.auth import key_of_connection
+from graphql_app.body_limit import BodySizeLimit
 from graphql_app.health import healthz, metrics, readyz
-from graphql_app.limits import BodySizeLimit
 from graphql_app.logs import RequestLog
 from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
 from graphql_app.outage import OutageGuard
@@ -59,9 +59,9 @@ from schema import QueryLimits, build_schema
 from schema.context import Context, Services
 from schema.prepared import PreparedOperations
 from tasks.callers import DEVELOPMENT_CALLER, KeyChecker
-from tasks.context import CURRENT_REQUEST
 from tasks.dispatch import Dispatcher
-from tasks.limits import RateLimiter
+from tasks.rate_limits import RateLimiter
+from tasks.request_info import CURRENT_REQUEST
 
 logger = logging.getLogger(__name__)
 

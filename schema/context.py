@@ -18,7 +18,7 @@ from persistence.unit_of_work import ConnectionUnit, UnitOfWork, connection_unit
 from tasks.callers import Caller, KeyChecker
 from tasks.dispatch import Dispatcher
 from tasks.errors import Unauthenticated
-from tasks.limits import RateLimiter
+from tasks.rate_limits import RateLimiter
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from persistence.unit_of_work import ConnectionUnit, UnitOfWork
 from tasks.dispatch import Dispatcher
 from tasks.errors import InvalidInputError, TaskLimitError, TaskNotFoundError, TaskStateError
 from tasks.files import NewFile, check_files
-from tasks.limits import RateLimiter
 from tasks.logs import log_transition
 from tasks.params import check_params
+from tasks.rate_limits import RateLimiter
 from tasks.text import check_text
 
 # A cancel or retry re-reads the task and tries again this often when a worker changed it
