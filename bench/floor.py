@@ -21,9 +21,9 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from graphql_app.settings import Settings
 from persistence.database import POOL_OVERFLOW, POOL_SIZE
 from persistence.models import EVENT_STATE_COLUMNS, QUEUED_STAGE, TaskKind, TaskPriority, TaskStatus
+from persistence.settings import Settings
 from tasks.callers import DEVELOPMENT_CALLER
 
 APPLICATION_NAME = "aitasks-bench-floor"

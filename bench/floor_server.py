@@ -22,7 +22,7 @@ def main() -> None:
     import uvicorn
 
     from bench.floor import create_floor_app
-    from graphql_app.settings import get_settings
+    from persistence.settings import get_settings
 
     # As `aitasks` does before any command.
     logging.basicConfig(

@@ -16,8 +16,8 @@ import sys
 from celery import Celery
 
 from bench.limits import exit_with_parent
-from graphql_app.settings import Settings, get_settings
 from persistence.models import TaskKind
+from persistence.settings import Settings, get_settings
 from tasks.celery_app import QUEUES, create_celery_app
 from tasks.worker import all_queues, worker_argv
 

@@ -34,8 +34,8 @@ from websockets.frames import CloseCode
 
 from graphql_app.artifacts import download_artifact
 from graphql_app.auth import key_of_connection
+from graphql_app.body_limit import BodySizeLimit
 from graphql_app.health import healthz, metrics, readyz
-from graphql_app.limits import BodySizeLimit
 from graphql_app.logs import RequestLog
 from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
 from graphql_app.outage import OutageGuard
@@ -47,7 +47,6 @@ from graphql_app.sessions import (
     open_sessions,
     socket_caller,
 )
-from graphql_app.settings import Settings, get_settings
 from graphql_app.web import WebApp
 from graphql_app.websocket import SharedSubscriptions, TransportHandler
 from graphql_app.ws_messages import FORBIDDEN, KEY_REVOKED_REASON, SOCKET_KEY_STATE
@@ -55,13 +54,14 @@ from graphql_app.ws_protocol import SHUTDOWN_REASON
 from persistence.creation import TaskInserts
 from persistence.database import POOL_SIZE, create_engine, create_pool, create_sessionmaker
 from persistence.events import TaskEventHub
+from persistence.settings import Settings, get_settings
 from schema import QueryLimits, build_schema
 from schema.context import Context, Services
 from schema.prepared import PreparedOperations
 from tasks.callers import DEVELOPMENT_CALLER, KeyChecker
-from tasks.context import CURRENT_REQUEST
 from tasks.dispatch import Dispatcher
-from tasks.limits import RateLimiter
+from tasks.rate_limits import RateLimiter
+from tasks.request_info import CURRENT_REQUEST
 
 logger = logging.getLogger(__name__)
 
@@ -500,18 +500,18 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 
 # A full pass waits for 100 passes over the middle generation instead of 10. A full pass
 # walks every live object, ~200 per open WebSocket with its subscription: with 1,000 open
-# it took 100-600 ms on this shared 2-core machine, stopping every subscriber. Updates now
-# make no cyclic garbage (checked with gc.DEBUG_SAVEALL at 200 changes/s), so what full
-# passes free comes from sockets closing; at 10 a latency run made 7 full passes, at 100
-# one, and the young passes kept their 700 / 10 so that each stays short (at 10,000 for
-# the youngest, one took 240 ms over the objects of a burst of new subscriptions).
+# it stops every subscriber for hundreds of milliseconds. Updates make no cyclic garbage
+# (gc.DEBUG_SAVEALL finds none), so what full passes free comes only from sockets
+# closing, which rarer passes still collect. The young passes keep their 700 / 10 so that
+# each stays short: a larger youngest threshold makes one pass walk a whole burst of new
+# subscriptions.
 GC_THRESHOLDS = (700, 10, 100)
 
 
 def _freeze_startup_objects() -> None:
     """Keep everything built at start-up (modules, schema, pools) out of the garbage
-    collector's full passes: measured under load, a pass over them took 70-105 ms every
-    second or two, and 6-13 ms once they were frozen. Then make full passes rarer."""
+    collector's full passes, which would otherwise walk all of it each time: frozen, a
+    full pass does about a tenth of the work. Then make full passes rarer."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from graphql_app.settings import (
+from persistence.settings import (
     ConfigurationError,
     Settings,
     export_service_urls,
@@ -235,7 +235,7 @@ def worker(
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
     if metrics_port:
-        from tasks.metrics import serve
+        from tasks.metrics_server import serve
 
         serve(settings, metrics_port, settings.host)
     if quiet:

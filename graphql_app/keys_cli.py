@@ -11,11 +11,11 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_app import devstack, embedded
-from graphql_app.settings import Settings
 from persistence import admin, keys
 from persistence.database import create_engine, create_sessionmaker
 from persistence.keys import ApiKey
 from persistence.migrate import upgrade_to_head
+from persistence.settings import Settings
 from tasks.callers import NewKey, create_key, digest
 
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tasks.context import CURRENT_REQUEST, RequestInfo
+from tasks.request_info import CURRENT_REQUEST, RequestInfo
 
 # Attributes every LogRecord has; anything else on a record came in through `extra`.
 # uvicorn adds `color_message`, the message with terminal colour codes: never wanted here.

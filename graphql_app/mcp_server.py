@@ -26,9 +26,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
 from graphql_app.auth import admit, authenticate, bearer
-from graphql_app.settings import Settings
 from persistence import models
 from persistence.models import TaskKind, TaskPriority, TaskStatus
+from persistence.settings import Settings
 from persistence.unit_of_work import connection_unit, unit_of_work
 from schema.context import Services
 from tasks import submission

@@ -25,8 +25,8 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
-from graphql_app.settings import Settings, get_settings
 from graphql_app.ws_protocol import LeanWebSocket
+from persistence.settings import Settings, get_settings
 
 # What each process of a multi-process API imports to build its app.
 APP_FACTORY = "graphql_app.server:create_app_from_environment"
@@ -50,8 +50,8 @@ def create_app_from_environment() -> FastAPI:
 
     A process uvicorn's supervisor started begins afresh (multiprocessing's spawn): it
     ran no `aitasks` command, so logging is set up here as the command sets it up;
-    otherwise a library's handler (rich's, found in the scaling benchmark) formats
-    every request line, at three times the API's CPU per request."""
+    otherwise a library's handler (rich's) formats every request line, at three times
+    the API's CPU per request."""
     from graphql_app import logs
     from graphql_app.app import create_app
 

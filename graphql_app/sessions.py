@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from graphql_app.auth import authenticate, bearer, rate_limited, unauthenticated
-from graphql_app.settings import Settings
+from persistence.settings import Settings
 from schema.context import Services
 from tasks.callers import Caller, digest
 

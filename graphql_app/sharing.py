@@ -11,9 +11,10 @@ freed, so a client sending ever new documents would grow the process for good.)
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
+
+from cachetools import LRUCache
 
 T = TypeVar("T", bound=Hashable)
 
@@ -21,12 +22,11 @@ T = TypeVar("T", bound=Hashable)
 class SharedValues(Generic[T]):
     """At most `max_items` values, each of at most `max_size` (as the caller measures it)."""
 
-    __slots__ = ("_max_items", "_max_size", "_values")
+    __slots__ = ("_max_size", "_values")
 
     def __init__(self, max_items: int, max_size: int) -> None:
-        self._max_items = max_items
         self._max_size = max_size
-        self._values: OrderedDict[T, T] = OrderedDict()
+        self._values: LRUCache[T, T] = LRUCache(maxsize=max_items)
 
     def __len__(self) -> int:
         return len(self._values)
@@ -35,10 +35,7 @@ class SharedValues(Generic[T]):
         """The copy kept for values equal to `value`; `value` itself if none is kept."""
         known = self._values.get(value)
         if known is not None:
-            self._values.move_to_end(value)
             return known
         if size <= self._max_size:
             self._values[value] = value
-            if len(self._values) > self._max_items:
-                self._values.popitem(last=False)
         return value

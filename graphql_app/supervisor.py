@@ -32,10 +32,10 @@ import httpx
 import psutil
 
 from graphql_app import devstack, embedded, keys_cli
-from graphql_app.settings import DEMO_MODEL, Settings, export_service_urls, get_settings
 from persistence import admin
 from persistence.migrate import upgrade_to_head
 from persistence.models import TaskKind
+from persistence.settings import DEMO_MODEL, Settings, export_service_urls, get_settings
 from tasks.celery_app import MAINTENANCE_QUEUE, QUEUES
 
 FLOWER_PORT = 5555

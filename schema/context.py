@@ -11,14 +11,14 @@ from urllib.parse import quote
 from asyncpg import Pool
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from graphql_app.settings import Settings
 from persistence.creation import TaskInserts
 from persistence.events import TaskEventHub
+from persistence.settings import Settings
 from persistence.unit_of_work import ConnectionUnit, UnitOfWork, connection_unit, unit_of_work
 from tasks.callers import Caller, KeyChecker
 from tasks.dispatch import Dispatcher
 from tasks.errors import Unauthenticated
-from tasks.limits import RateLimiter
+from tasks.rate_limits import RateLimiter
 
 
 @dataclass(frozen=True)

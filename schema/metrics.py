@@ -16,7 +16,7 @@ from graphql import FieldNode, OperationDefinitionNode
 from prometheus_client import Counter, Gauge, Histogram
 from strawberry.extensions import SchemaExtension
 
-from tasks.context import CURRENT_REQUEST
+from tasks.request_info import CURRENT_REQUEST
 
 OPERATIONS = Counter(
     "aitasks_graphql_operations_total",

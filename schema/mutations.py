@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from starlette.datastructures import UploadFile
 
-from graphql_app.settings import Settings
+from persistence.settings import Settings
 from schema.context import Context
 from schema.metrics import TASKS_CREATED
 from schema.types import (

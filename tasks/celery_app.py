@@ -8,8 +8,8 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from graphql_app.settings import Settings
 from persistence.models import TaskKind, TaskPriority
+from persistence.settings import Settings
 
 # Celery task names are part of the wire format between API and workers: never rename.
 TASK_NAMES = {

@@ -8,7 +8,8 @@ import re
 from typing import Any
 
 from persistence.models import TaskFile
-from tasks.analysis import (
+from tasks.data_analysis_params import DataParams
+from tasks.data_analysis_steps import (
     DataInputError,
     DataLimits,
     GroupResult,
@@ -18,7 +19,6 @@ from tasks.analysis import (
     profile,
     summary_markdown,
 )
-from tasks.analysis_params import DataParams
 from tasks.providers.base import Chunk
 from tasks.running import Outcome, RunningTask, in_thread
 

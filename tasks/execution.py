@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 from celery import Celery
 
-from graphql_app.settings import Settings
 from persistence import task_writes
 from persistence.models import TaskChange
 from persistence.outages import POSTGRESQL, unavailable_dependency
+from persistence.settings import Settings
 from tasks.dispatch import send_task
 from tasks.logs import log_transition
 from tasks.metrics import record_attempt

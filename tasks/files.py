@@ -9,8 +9,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from graphql_app.settings import Settings
 from persistence.models import CONTENT_TYPE_MAX_CHARS, FILE_NAME_MAX_CHARS, TaskFile
+from persistence.settings import Settings
 from tasks.errors import InvalidInputError
 from tasks.text import check_text
 

@@ -7,7 +7,7 @@ from pathlib import PurePath
 from typing import Any
 
 from persistence.models import FILE_NAME_MAX_CHARS, TaskFile
-from tasks.imaging import (
+from tasks.image_processing_steps import (
     EncodedImage,
     ImageInputError,
     ImageLimits,

@@ -13,11 +13,11 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from graphql_app.settings import Settings
 from persistence.models import TaskFile, TaskKind
-from tasks.analysis_params import DataParams
+from persistence.settings import Settings
+from tasks.data_analysis_params import DataParams
 from tasks.errors import InvalidInputError
-from tasks.imaging import ImageParams
+from tasks.image_processing_steps import ImageParams
 from tasks.text import check_json_text
 
 # The params model of each kind that takes params, and what its one input file is.

@@ -38,10 +38,10 @@ from celery import Celery, bootsteps
 from celery.worker.request import Request
 from redis.exceptions import RedisError
 
-from graphql_app.settings import Settings, get_settings
 from persistence import repository, task_writes
 from persistence.database import create_engine
 from persistence.models import TaskKind
+from persistence.settings import Settings, get_settings
 from tasks.celery_app import PRIORITY_STEPS, QUEUES, TASK_NAMES
 from tasks.dispatch import PRIORITY_SEPARATOR
 from tasks.runtime import WorkerRuntime

@@ -11,7 +11,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_app.settings import Settings
 from persistence import creation, repository
 from persistence.events import creation_event
 from persistence.models import (
@@ -25,13 +24,14 @@ from persistence.models import (
     TaskStatus,
 )
 from persistence.repository import NewTaskRow, PageKey
+from persistence.settings import Settings
 from persistence.unit_of_work import ConnectionUnit, UnitOfWork
 from tasks.dispatch import Dispatcher
 from tasks.errors import InvalidInputError, TaskLimitError, TaskNotFoundError, TaskStateError
 from tasks.files import NewFile, check_files
-from tasks.limits import RateLimiter
 from tasks.logs import log_transition
 from tasks.params import check_params
+from tasks.rate_limits import RateLimiter
 from tasks.text import check_text
 
 # A cancel or retry re-reads the task and tries again this often when a worker changed it

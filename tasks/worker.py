@@ -11,8 +11,8 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown
 from kombu.exceptions import OperationalError
 
-from graphql_app.settings import ConfigurationError, Settings
 from persistence.models import TaskKind
+from persistence.settings import ConfigurationError, Settings
 from tasks.celery_app import (
     MAINTENANCE_QUEUE,
     PRIORITY_STEPS,

@@ -25,8 +25,8 @@ from bench.processes import Agent
 from bench.stack import Context, Stack, stack
 from bench.workers import start_worker, tree_memory
 from graphql_app import embedded
-from graphql_app.settings import Settings
 from persistence.database import create_engine
+from persistence.settings import Settings
 
 ROUNDS = 3
 TASKS_PER_ROUND = 40

@@ -22,7 +22,7 @@ from bench.processes import Agent
 from bench.redisstats import command_calls
 from bench.stack import Context, Stack, stack
 from bench.workers import Progress, machine_busy_seconds, start_worker, tree_cpu_seconds
-from graphql_app.settings import Settings
+from persistence.settings import Settings
 
 TASKS = 500
 NOOPS = 2000

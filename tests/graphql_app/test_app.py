@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from graphql_app.settings import Settings
+from persistence.settings import Settings
 from tests.fixtures.files import PREFLIGHT, decode_image, download, image_bytes, post_multipart
 from tests.fixtures.graphql import CREATE_TASK, poll_until_finished
 from tests.fixtures.stack import Stack

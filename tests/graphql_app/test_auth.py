@@ -16,7 +16,7 @@ import pytest
 import websockets
 from websockets import Subprotocol
 
-from graphql_app.settings import ConfigurationError, Settings
+from persistence.settings import ConfigurationError, Settings
 from tests.fixtures.files import image_bytes, inline
 from tests.fixtures.graphql import (
     CANCEL_TASK,

@@ -16,7 +16,7 @@ import websockets
 from websockets import Subprotocol
 
 from graphql_app.app import APPLICATION_NAME
-from graphql_app.settings import Settings
+from persistence.settings import Settings
 from tests.fixtures.graphql import (
     TASK_STATUS,
     create_task,

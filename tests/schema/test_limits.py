@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from graphql_app.settings import Settings
+from persistence.settings import Settings
 from schema import QueryLimits, build_schema
 from tests.fixtures.graphql import CREATE_TASK
 from tests.fixtures.stack import Stack

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from gql.transport.exceptions import TransportQueryError
 
-from graphql_app.settings import Settings
+from persistence.settings import Settings
 from tests.fixtures.graphql import (
     FOLLOW_TIMEOUT_SECONDS,
     create_task,

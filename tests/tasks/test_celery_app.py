@@ -11,7 +11,7 @@ import pytest
 import redis
 from kombu.exceptions import OperationalError
 
-from graphql_app.settings import Settings
+from persistence.settings import Settings
 from tasks.celery_app import create_celery_app
 from tests.fixtures.stack import wait_until
 from tests.fixtures.tls import Certificates, make_certificates, redis_with_tls, start_tls_redis

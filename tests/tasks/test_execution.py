@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from graphql_app.settings import Settings
 from persistence.events import channel_of, decode
 from persistence.models import TaskStatus
+from persistence.settings import Settings
 from tasks.celery_app import create_celery_app
 from tasks.execution import run_task
 from tasks.providers.base import Chunk

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from graphql_app.settings import Settings
+from persistence.settings import Settings
 from tests.fixtures.files import image_bytes, inline
 from tests.fixtures.graphql import create_task
 from tests.fixtures.stack import Stack

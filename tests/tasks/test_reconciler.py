@@ -19,7 +19,7 @@ import httpx
 import psutil
 import pytest
 
-from graphql_app.settings import Settings
+from persistence.settings import Settings
 from tasks.celery_app import create_celery_app
 from tests.fixtures.graphql import create_task, get_task
 from tests.fixtures.stack import Process, Stack, free_port, wait_until

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from graphql_app.settings import Settings
+from persistence.settings import Settings
 from tests.conftest import TEST_OPENAI_KEY
 from tests.fixtures.graphql import create_task, follow, poll_until_finished
 from tests.fixtures.openai_server import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tasks.analysis import NARRATIVE_INSTRUCTION, narrative_prompt
+from tasks.data_analysis_steps import NARRATIVE_INSTRUCTION, narrative_prompt
 from tasks.providers.demo import DemoProvider
 
 FIGURES = {

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from tasks.analysis import (
+from tasks.data_analysis_steps import (
     MARKDOWN_MAX_GROUP_ROWS,
     DataInputError,
     DataLimits,

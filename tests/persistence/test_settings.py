@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from graphql_app.settings import ConfigurationError, Settings, load_settings, usable_cores
+from persistence.settings import ConfigurationError, Settings, load_settings, usable_cores
 
 
 @pytest.fixture(autouse=True)

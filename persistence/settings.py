@@ -1,5 +1,10 @@
 """The one settings object. Every layer may import this module; it imports nothing of ours.
 
+It lives in `persistence/`, the bottom layer, because that is the one place inside our
+four packages that every other layer may import without an arrow pointing up: a worker
+reads its settings without loading the API package. It stays a leaf (tests/test_layers.py
+holds it to that), so importing it loads nothing else of ours.
+
 Each bound is a named field with a default and a reason. Values come from `AITASKS_*`
 environment variables or a `.env` file; the OpenAI key and base URL also come from the
 standard `OPENAI_API_KEY` / `OPENAI_BASE_URL`.
@@ -101,8 +106,7 @@ class Settings(BaseSettings):
     # a working day, so a forgotten tab does not stay signed in for good.
     session_ttl_seconds: int = Field(default=12 * 3600, ge=60, le=30 * 86400)
     # FastAPI's built-in OpenTelemetry tracing, metrics and logs. Off unless asked for:
-    # with no exporter configured it only costs time (about 5% of a create in a py-spy
-    # profile; not separable from noise in the create benchmark).
+    # with no exporter configured it only costs time (about 5% of a create's CPU).
     opentelemetry: bool = False
     # "json" (one object per line) or "text"; unset: json in production, text otherwise.
     log_format: Literal["json", "text"] | None = None

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageFilter
 from pydantic import ValidationError
 
-from tasks.imaging import (
+from tasks.image_processing_steps import (
     MAX_OPERATIONS,
     PREVIEW_MAX_SIDE,
     BlurOperation,

@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from tasks.analysis_params import Aggregation, DataParams, GroupBy
+from tasks.data_analysis_params import Aggregation, DataParams, GroupBy
 
 # Enough text to guess the format and delimiter from, small enough to scan instantly.
 SNIFF_BYTES = 64 * 1024

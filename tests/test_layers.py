@@ -1,0 +1,224 @@
+"""The layer table of docs/architecture.md, enforced: every import in our four packages
+(at the top of a module, inside a function, under `TYPE_CHECKING`) points down the table
+or at the settings leaf, and no module reaches itself again through its imports."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Lowest first: a package may import those before it, never those after it.
+LAYERS = ("persistence", "tasks", "schema", "graphql_app")
+# Modules every layer may import. They, and the packages holding them, import nothing of
+# ours, so importing one loads nothing else.
+LEAVES = frozenset({"persistence.settings"})
+
+
+@dataclass(frozen=True)
+class Import:
+    importer: str
+    imported: str
+    path: Path
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.importer} imports {self.imported} ({self.path}:{self.line})"
+
+
+def module_paths(root: Path, packages: Iterable[str]) -> dict[str, Path]:
+    """Every module of `packages` under `root`, by dotted name (a package by its own)."""
+    modules = {}
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = path.relative_to(root).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            modules[name] = path
+    return modules
+
+
+def named(node: ast.Import | ast.ImportFrom, module: str, is_package: bool) -> Iterator[str]:
+    """The dotted names an import statement asks for: a module, or a name in one."""
+    if isinstance(node, ast.Import):
+        yield from (alias.name for alias in node.names)
+        return
+    base = node.module or ""
+    if node.level:
+        parts = (module if is_package else module.rpartition(".")[0]).split(".")
+        anchor = ".".join(parts[: len(parts) - node.level + 1])
+        base = f"{anchor}.{base}" if base else anchor
+    yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+def owner(name: str, modules: dict[str, Path]) -> str | None:
+    """The module of ours that importing `name` loads last, if any."""
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:end])
+        if candidate in modules:
+            return candidate
+    return None
+
+
+def find_imports(root: Path, packages: Iterable[str]) -> list[Import]:
+    """Every import of one of our modules by another, wherever in a module it stands."""
+    modules = module_paths(root, packages)
+    found = []
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                continue
+            for name in named(node, module, path.name == "__init__.py"):
+                imported = owner(name, modules)
+                if imported is not None and imported != module:
+                    found.append(Import(module, imported, path.relative_to(root), node.lineno))
+    return found
+
+
+def upward(imports: Iterable[Import], layers: tuple[str, ...], leaves: frozenset[str]) -> list[str]:
+    """The imports that point up the layer table, or out of a leaf."""
+    parts = [leaf.split(".") for leaf in leaves]
+    sealed = leaves | {".".join(leaf[:end]) for leaf in parts for end in range(1, len(leaf))}
+    wrong = []
+    for found in imports:
+        if found.importer in sealed:
+            wrong.append(
+                f"{found}: {found.importer} is (or holds) a leaf: it imports nothing of ours"
+            )
+            continue
+        below = layers[: layers.index(found.importer.partition(".")[0]) + 1]
+        if found.imported not in leaves and found.imported.partition(".")[0] not in below:
+            wrong.append(f"{found}: {found.importer.partition('.')[0]} may import only {below}")
+    return wrong
+
+
+def cycles(imports: Iterable[Import]) -> list[str]:
+    """One shortest cycle through each group of modules that import each other."""
+    graph: dict[str, dict[str, Import]] = {}
+    for found in imports:
+        graph.setdefault(found.importer, {}).setdefault(found.imported, found)
+    described = []
+    for group in strongly_connected(graph):
+        if len(group) > 1:
+            path = shortest_cycle(min(group), graph, group)
+            steps = [graph[a][b] for a, b in itertools.pairwise(path)]
+            described.append(" -> ".join(path) + "\n    " + "\n    ".join(map(str, steps)))
+    return described
+
+
+def strongly_connected(graph: dict[str, dict[str, Import]]) -> list[set[str]]:
+    """Tarjan's strongly connected components of `graph`."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for successor in graph.get(node, {}):
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            group = {stack.pop()}
+            while node not in group:
+                group.add(stack.pop())
+            groups.append(group)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def shortest_cycle(start: str, graph: dict[str, dict[str, Import]], group: set[str]) -> list[str]:
+    """The shortest path from `start` back to itself inside `group`, breadth first."""
+    paths = [[start]]
+    seen = {start}
+    while paths:
+        path = paths.pop(0)
+        for successor in sorted(graph.get(path[-1], {})):
+            if successor == start:
+                return [*path, start]
+            if successor in group and successor not in seen:
+                seen.add(successor)
+                paths.append([*path, successor])
+    raise AssertionError(f"{start} is in no cycle")
+
+
+def test_no_module_imports_a_layer_above_it_or_out_of_the_settings_leaf() -> None:
+    wrong = upward(find_imports(ROOT, LAYERS), LAYERS, LEAVES)
+    if wrong:
+        table = " < ".join(LAYERS)
+        pytest.fail(f"imports pointing up the layer table ({table}):\n" + "\n".join(wrong))
+
+
+def test_no_module_reaches_itself_through_its_imports() -> None:
+    found = cycles(find_imports(ROOT, LAYERS))
+    if found:
+        pytest.fail("import cycles (move the shared piece down):\n" + "\n".join(found))
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+
+
+def test_the_walk_sees_function_level_relative_and_type_checking_imports(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "low/__init__.py": "",
+            "low/config.py": "",
+            "low/store.py": "def load():\n    from high import views\n",
+            "high/__init__.py": "",
+            "high/views.py": "from . import forms\nfrom low.config import X\n",
+            "high/forms.py": (
+                "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .views import V\n"
+            ),
+        },
+    )
+    imports = find_imports(tmp_path, ("low", "high"))
+
+    assert sorted(map(str, imports)) == [
+        "high.forms imports high.views (high/forms.py:3)",
+        "high.views imports high.forms (high/views.py:1)",
+        "high.views imports low.config (high/views.py:2)",
+        "low.store imports high.views (low/store.py:2)",
+    ]
+    assert upward(imports, ("low", "high"), frozenset({"low.config"})) == [
+        "low.store imports high.views (low/store.py:2): low may import only ('low',)"
+    ]
+    assert cycles(imports) == [
+        "high.forms -> high.views -> high.forms\n"
+        "    high.forms imports high.views (high/forms.py:3)\n"
+        "    high.views imports high.forms (high/views.py:1)"
+    ]
+
+
+def test_a_leaf_and_its_package_import_nothing_of_ours(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "low/__init__.py": "from low import store\n",
+            "low/config.py": "import low.store\n",
+            "low/store.py": "",
+        },
+    )
+
+    assert upward(find_imports(tmp_path, ("low",)), ("low",), frozenset({"low.config"})) == [
+        "low imports low.store (low/__init__.py:1): low is (or holds) a leaf: it imports "
+        "nothing of ours",
+        "low.config imports low.store (low/config.py:1): low.config is (or holds) a leaf: "
+        "it imports nothing of ours",
+    ]
