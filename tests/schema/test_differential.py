@@ -36,8 +36,8 @@ from strawberry.http import process_result
 
 from graphql_app import terminal
 from graphql_app.app import open_services
-from graphql_app.settings import Settings
 from graphql_app.websocket import SharedSubscriptions, Subscriber
+from persistence.settings import Settings
 from schema import QueryLimits, build_schema
 from schema.context import Context
 from schema.prepared import PreparedOperations
