@@ -1,7 +1,7 @@
 """The real parts a benchmark runs against.
 
 PostgreSQL and Redis are the servers in AITASKS_DATABASE_URL / AITASKS_REDIS_URL when set,
-else embedded ones started as `make run` starts them (`graphql_app.embedded`). Each
+else embedded ones started as `make run` starts them (`graphql_app.cli.embedded`). Each
 benchmark gets a fresh database, migrated by `aitasks migrate`, and its own API process
 (`aitasks api`, through `bench.api_server`), and drops the database when done.
 """
@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.api import Api, free_port
 from bench.processes import Agent, Child, child_env, spawn, spawn_program
-from graphql_app import embedded
+from graphql_app.cli import embedded
 from persistence import admin
 
 MIGRATE_TIMEOUT_SECONDS = 120.0

@@ -1,6 +1,6 @@
 """Callers prove who they are with an API key: `Authorization: Bearer KEY` over HTTP, the
 `connection_init` payload over a WebSocket. Browsers log in once and carry a session
-cookie instead (graphql_app/sessions.py)."""
+cookie instead (graphql_app/http/sessions.py)."""
 
 from __future__ import annotations
 

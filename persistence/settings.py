@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     # closed with 4403.
     ws_connections_max_per_key: int = Field(default=50, ge=0)
     ws_connection_init_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
-    # How WebSockets are served: "lean" (graphql_app/ws_protocol.py, a fraction of the
+    # How WebSockets are served: "lean" (graphql_app/ws/protocol.py, a fraction of the
     # memory per idle socket) or "uvicorn" (uvicorn's own, as `uvicorn` installs it).
     ws_protocol: Literal["lean", "uvicorn"] = "lean"
     # The longest message a client may send on a WebSocket (a longer one closes it with

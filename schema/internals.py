@@ -1,6 +1,6 @@
 """Every name of another library's internals that our code touches, and only here.
 
-The WebSocket transport (`graphql_app/ws_protocol.py`, `graphql_app/websocket.py`) and
+The WebSocket transport (`graphql_app/ws/protocol.py`, `graphql_app/ws/graphql_ws.py`) and
 the prepared path (`schema/prepared.py`) do parts of uvicorn's, websockets', Strawberry's
 and graphql-core's work in fewer objects. Where the libraries offer a public way, those
 modules use it; what is left has none, and is reached through this module alone, so that
@@ -110,7 +110,7 @@ def loaded_app(config: Config) -> Any:
 
 # Strawberry: `BaseGraphQLTransportWSHandler` and its `Operation`, re-exported above. A
 # view's `graphql_transport_ws_handler_class` is where Strawberry takes a subclass, but
-# neither the class nor its methods are documented. `graphql_app/websocket.py` overrides
+# neither the class nor its methods are documented. `graphql_app/ws/graphql_ws.py` overrides
 # these methods and reads these attributes; the canaries check that each still exists.
 TRANSPORT_WS_HANDLER_METHODS = (
     "handle",
@@ -131,7 +131,7 @@ TRANSPORT_WS_HANDLER_ATTRIBUTES = (
 )
 
 # The digest of Strawberry's graphql-transport-ws message loop (`handle` above), which
-# `graphql_app/websocket.py` replaces with a copy that keeps no message while it waits
+# `graphql_app/ws/graphql_ws.py` replaces with a copy that keeps no message while it waits
 # for the next: Strawberry has no hook inside the loop. A change to Strawberry's loop
 # must be looked at, and the copy made to follow it, before this digest is updated.
 STRAWBERRY_HANDLE_LOOP_SHA256 = "38622a72d445f675b7b55290cb8d5f75e54d61b78d1d91c7a3ea09d471080296"
@@ -143,7 +143,7 @@ def handle_loop_digest() -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
-# websockets: the sans-io `Protocol`'s state, as `graphql_app/ws_protocol.py` reads it.
+# websockets: the sans-io `Protocol`'s state, as `graphql_app/ws/protocol.py` reads it.
 # Its documented properties (`state`, `close_code`, `close_exc`) say how a connection
 # ended only once it is CLOSED; the lean protocol must tell the app while the closing
 # handshake is under way, and drops an idle parser, which nothing public describes.

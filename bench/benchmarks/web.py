@@ -18,7 +18,7 @@ from bench.api import Api
 from bench.core import Benchmark, Figure, Report, at_most, below, percentile
 from bench.processes import Agent
 from bench.stack import Context, Stack, stack
-from graphql_app.web import WEB_DIST
+from graphql_app.http.web import WEB_DIST
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

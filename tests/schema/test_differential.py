@@ -1,11 +1,11 @@
 """Every GraphQL document the project's clients send, run through Strawberry's own
 execution (`schema.execute`, `schema.subscribe`) and through ours (the prepared path of
 `schema/prepared.py`, the WebSocket's shared `taskStatus` path of
-`graphql_app/websocket.py`), against the same real PostgreSQL and Redis and the same
+`graphql_app/ws/graphql_ws.py`), against the same real PostgreSQL and Redis and the same
 caller: the responses, serialised alike, are the same bytes.
 
 The documents: the tests' operations (tests/fixtures/graphql.py), the terminal client's
-(graphql_app/terminal.py), and the web app's (web/src/operations.ts, with the fragments
+(graphql_app/cli/terminal.py), and the web app's (web/src/operations.ts, with the fragments
 each uses). A createTask that succeeds makes a new task each time, so its id and times
 are the only values compared by shape rather than by value."""
 
@@ -34,9 +34,9 @@ from graphql import (
 )
 from strawberry.http import process_result
 
-from graphql_app import terminal
-from graphql_app.app import open_services
-from graphql_app.websocket import SharedSubscriptions, Subscriber
+from graphql_app.cli import terminal
+from graphql_app.http.app import open_services
+from graphql_app.ws.graphql_ws import SharedSubscriptions, Subscriber
 from persistence.settings import Settings
 from schema import QueryLimits, build_schema
 from schema.context import Context

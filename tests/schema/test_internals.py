@@ -124,7 +124,7 @@ def test_strawberry_transport_ws_operation_still_has_what_the_shared_path_uses()
 def test_strawberry_transport_ws_loop_is_the_one_our_copy_follows() -> None:
     assert handle_loop_digest() == STRAWBERRY_HANDLE_LOOP_SHA256, (
         f"Strawberry's BaseGraphQLTransportWSHandler.handle changed in {STRAWBERRY}: "
-        "compare it with TransportHandler.handle in graphql_app/websocket.py"
+        "compare it with TransportHandler.handle in graphql_app/ws/graphql_ws.py"
     )
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from strawberry.extensions import SchemaExtension
 
-from graphql_app.websocket import SharedSubscriptions
+from graphql_app.ws.graphql_ws import SharedSubscriptions
 from schema import QueryLimits, build_schema
 from schema.prepared import PreparedOperations, mirrors_extensions
 

@@ -32,7 +32,7 @@ SESSION_COOKIE = "aitasks_session"
 REDIS_PREFIX = "aitasks:session:"
 # 32 random bytes: an id nobody can guess, so a plain digest is a safe name to store.
 SESSION_ID_BYTES = 32
-# Headers only a script on a page allowed by CORS can set (see graphql_app.app).
+# Headers only a script on a page allowed by CORS can set (see graphql_app.http.app).
 PREFLIGHT_HEADERS = ("graphql-require-preflight", "apollo-require-preflight")
 CSRF_MESSAGE = (
     "A request authenticated by the login cookie needs the header "

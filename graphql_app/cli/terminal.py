@@ -24,7 +24,7 @@ from gql.transport.exceptions import (
 from gql.transport.httpx import HTTPXAsyncTransport
 from gql.transport.websockets import WebsocketsTransport
 
-from graphql_app.live import LiveView
+from graphql_app.cli.live import LiveView
 
 TASK_FIELDS = "id kind status progress stage result error model attempts createdAt finishedAt"
 CREATE = f"""

@@ -15,7 +15,7 @@ import redis
 import websockets
 from websockets import Subprotocol
 
-from graphql_app.app import APPLICATION_NAME
+from graphql_app.http.app import APPLICATION_NAME
 from persistence.settings import Settings
 from tests.fixtures.graphql import (
     TASK_STATUS,

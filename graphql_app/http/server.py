@@ -25,11 +25,11 @@ import uvicorn
 from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
-from graphql_app.ws_protocol import LeanWebSocket
+from graphql_app.ws.protocol import LeanWebSocket
 from persistence.settings import Settings, get_settings
 
 # What each process of a multi-process API imports to build its app.
-APP_FACTORY = "graphql_app.server:create_app_from_environment"
+APP_FACTORY = "graphql_app.http.server:create_app_from_environment"
 
 
 class Server(uvicorn.Server):
@@ -53,7 +53,7 @@ def create_app_from_environment() -> FastAPI:
     otherwise a library's handler (rich's) formats every request line, at three times
     the API's CPU per request."""
     from graphql_app import logs
-    from graphql_app.app import create_app
+    from graphql_app.http.app import create_app
 
     settings = get_settings()
     logs.configure(settings.json_logs)
@@ -86,7 +86,7 @@ def serve(settings: Settings, workers: int | None = None) -> None:
     AITASKS_API_WORKERS, else one per core in production and one in development)."""
     workers = workers or settings.effective_api_workers
     if workers == 1:
-        from graphql_app.app import create_app
+        from graphql_app.http.app import create_app
 
         app = create_app(settings)
         Server(_config(app, settings), app).run()

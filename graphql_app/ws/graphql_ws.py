@@ -51,8 +51,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     SubscribeMessage,
 )
 
-from graphql_app.sharing import SharedValues
-from graphql_app.ws_messages import (
+from graphql_app.ws.messages import (
     FORBIDDEN,
     INTERNAL_ERROR,
     INTERNAL_ERROR_REASON,
@@ -61,6 +60,7 @@ from graphql_app.ws_messages import (
     key_still_valid,
     message_problem,
 )
+from graphql_app.ws.sharing import SharedValues
 from schema import QueryLimits, Schema
 from schema.context import Context, Services
 from schema.errors import for_client

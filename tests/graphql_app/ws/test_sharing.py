@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graphql_app.sharing import SharedValues
+from graphql_app.ws.sharing import SharedValues
 
 
 def _text(value: str) -> str:

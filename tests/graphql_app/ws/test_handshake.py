@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from graphql_app import ws_handshake
-from graphql_app.ws_handshake import HandshakeRefused
+from graphql_app.ws import handshake as ws_handshake
+from graphql_app.ws.handshake import HandshakeRefused
 
 # RFC 6455 section 1.3's own example.
 RFC_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="

@@ -31,7 +31,8 @@ from types import FrameType
 import httpx
 import psutil
 
-from graphql_app import devstack, embedded, keys_cli
+from graphql_app.cli import devstack, embedded
+from graphql_app.cli import keys as keys_cli
 from persistence import admin
 from persistence.migrate import upgrade_to_head
 from persistence.models import TaskKind

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from graphql_app.sessions import caller_of_headers
+from graphql_app.http.sessions import caller_of_headers
 from persistence.models import FILE_NAME_MAX_CHARS
 from schema.context import Services
 from tasks import submission

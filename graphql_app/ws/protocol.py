@@ -31,8 +31,8 @@ from uvicorn import Config
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
-from graphql_app import ws_handshake
-from graphql_app.ws_handshake import Handshake, HandshakeRefused
+from graphql_app.ws import handshake as ws_handshake
+from graphql_app.ws.handshake import Handshake, HandshakeRefused
 from schema.internals import (
     ServerState,
     close_received,

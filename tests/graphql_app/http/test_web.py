@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from graphql_app.web import WEB_DIST, WebApp
+from graphql_app.http.web import WEB_DIST, WebApp
 from tests.fixtures.stack import Stack
 
 pytestmark = pytest.mark.usefixtures("web_build")

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from graphql_app.sharing import SharedValues
+from graphql_app.ws.sharing import SharedValues
 
 VERSION = b"13"
 # What the accept hash appends to the client's key (RFC 6455 section 1.3).

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from graphql_app import devstack, embedded
+from graphql_app.cli import devstack, embedded
 from persistence import admin, keys
 from persistence.database import create_engine, create_sessionmaker
 from persistence.keys import ApiKey

@@ -14,7 +14,7 @@ import pytest
 import websockets
 from websockets import Subprotocol
 
-from graphql_app.sessions import SESSION_COOKIE
+from graphql_app.http.sessions import SESSION_COOKIE
 from tests.fixtures.graphql import CREATE_TASK, GET_TASK, TASK_STATUS
 from tests.fixtures.keys import aitasks, new_key
 from tests.fixtures.stack import Stack

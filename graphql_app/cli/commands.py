@@ -52,7 +52,7 @@ def _service_settings() -> Settings:
     `aitasks run` that announced itself in the data directory."""
     settings = _settings()
     if not (settings.database_url and settings.redis_url):
-        from graphql_app import devstack
+        from graphql_app.cli import devstack
 
         stack = devstack.find(settings.data_dir)
         if stack is not None:
@@ -131,7 +131,7 @@ def run(with_flower: bool) -> None:
     writes where they are into AITASKS_DATA_DIR/stack.json, where the other commands
     look. Ctrl-C, SIGTERM or SIGHUP stops all of it; if any part fails or stops, all of
     it stops with the reason and exit code 1."""
-    from graphql_app import supervisor
+    from graphql_app.cli import supervisor
 
     sys.exit(supervisor.run(_settings(), flower=with_flower))
 
@@ -145,16 +145,16 @@ def run(with_flower: bool) -> None:
 )
 def api(workers: int | None) -> None:
     """Serve the GraphQL API (needs AITASKS_DATABASE_URL and AITASKS_REDIS_URL)."""
-    from graphql_app.server import serve
+    from graphql_app.http.server import serve
 
     settings = _service_settings()
     serve(settings, workers)
 
 
 async def _serve_mcp(settings: Settings, key: str | None) -> None:
-    from graphql_app.app import open_services
     from graphql_app.auth import authenticate
-    from graphql_app.mcp_server import build_mcp_server
+    from graphql_app.http.app import open_services
+    from graphql_app.mcp.server import build_mcp_server
 
     async with open_services(settings) as services:
         caller = await authenticate(services, key)
@@ -173,7 +173,7 @@ def mcp() -> None:
     run` of this directory and its development key. Logs go to stderr."""
     import asyncio
 
-    from graphql_app import devstack
+    from graphql_app.cli import devstack
 
     settings = _service_settings()
     key = os.environ.get("AITASKS_API_KEY")
@@ -263,7 +263,7 @@ def _deprecated_env(name: str) -> str | None:
 
 def _api_url(url: str | None, settings: Settings) -> str:
     if not url:
-        from graphql_app import devstack
+        from graphql_app.cli import devstack
 
         stack = devstack.find(settings.data_dir)
         url = stack.api_url if stack else f"http://{settings.host}:{settings.port}"
@@ -273,15 +273,15 @@ def _api_url(url: str | None, settings: Settings) -> str:
 
 def _development_key(settings: Settings) -> str | None:
     """The key `aitasks run` made and keeps in the data directory, if there is one."""
-    from graphql_app import keys_cli
+    from graphql_app.cli import keys as keys_cli
 
     kept = settings.data_dir.resolve() / keys_cli.DEVELOPMENT_KEY_FILE
     return kept.read_text().strip() if kept.exists() else None
 
 
 def _server(url: str | None, key: str | None) -> Any:
-    from graphql_app import keys_cli
-    from graphql_app.terminal import Server
+    from graphql_app.cli import keys as keys_cli
+    from graphql_app.cli.terminal import Server
 
     settings = _settings()
     source = "AITASKS_API_KEY or --key"
@@ -294,7 +294,7 @@ def _server(url: str | None, key: str | None) -> Any:
 
 
 def _output(as_json: bool) -> Any:
-    from graphql_app.terminal import Output
+    from graphql_app.cli.terminal import Output
 
     return Output(json=as_json)
 
@@ -416,7 +416,7 @@ def submit(
       aitasks submit --file photo.jpg --params '{"operations": [{"op": "grayscale"}]}'
       aitasks submit --file sales.csv --params @analysis.json 'What sold best?'
     """
-    from graphql_app import terminal
+    from graphql_app.cli import terminal
 
     text = _read_prompt(prompt)
     kind = _kind_of(kind, files)
@@ -438,7 +438,7 @@ def submit(
 def status(task_id: str, watch: bool, url: str | None, key: str | None, as_json: bool) -> None:
     """Show a task: status, progress, error and result. With --watch, follow it to its
     end (exit 0 if COMPLETED, 1 if FAILED or CANCELLED)."""
-    from graphql_app import terminal
+    from graphql_app.cli import terminal
 
     server, output = _server(url, key), _output(as_json)
     coroutine = (
@@ -462,7 +462,7 @@ def list_command(
     first: int, status_filter: str | None, url: str | None, key: str | None, as_json: bool
 ) -> None:
     """List your tasks, newest first: id, status, progress, kind, model, created."""
-    from graphql_app import terminal
+    from graphql_app.cli import terminal
 
     coroutine = terminal.list_tasks(_server(url, key), first, status_filter, _output(as_json))
     sys.exit(terminal.run(coroutine))
@@ -474,7 +474,7 @@ def list_command(
 def cancel(task_id: str, url: str | None, key: str | None, as_json: bool) -> None:
     """Cancel a task. A PENDING one ends CANCELLED at once and never runs; a PROCESSING one
     stops within about a second and ends CANCELLED, keeping its output so far."""
-    from graphql_app import terminal
+    from graphql_app.cli import terminal
 
     sys.exit(terminal.run(terminal.cancel(_server(url, key), task_id, _output(as_json))))
 
@@ -485,7 +485,7 @@ def cancel(task_id: str, url: str | None, key: str | None, as_json: bool) -> Non
 @_client_options
 def retry(task_id: str, watch: bool, url: str | None, key: str | None, as_json: bool) -> None:
     """Queue a FAILED or CANCELLED task again, keeping its id and its error history."""
-    from graphql_app import terminal
+    from graphql_app.cli import terminal
 
     coroutine = terminal.retry(_server(url, key), task_id, follow=watch, output=_output(as_json))
     sys.exit(terminal.run(coroutine))
@@ -554,7 +554,7 @@ def keys() -> None:
 @click.option("--name", required=True, help="Who the key is for; keys with one name share tasks.")
 def create_key(name: str) -> None:
     """Make a key and print it (once: only its digest is stored)."""
-    from graphql_app import keys_cli
+    from graphql_app.cli import keys as keys_cli
     from tasks.errors import InvalidInputError
 
     with keys_cli.database(_settings()) as database_url:
@@ -574,8 +574,8 @@ def create_key(name: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of text.")
 def list_keys(as_json: bool) -> None:
     """Every key: id, first characters, name, when created, whether revoked."""
-    from graphql_app import keys_cli
-    from graphql_app.terminal import table
+    from graphql_app.cli import keys as keys_cli
+    from graphql_app.cli.terminal import table
 
     with keys_cli.database(_settings()) as database_url:
         found = keys_cli.all_keys(database_url)
@@ -594,7 +594,7 @@ def revoke_key(key_id: str) -> None:
     """Revoke a key, by its id, the start of its id (unique among active keys), or the
     first characters of the key that `keys list` shows. Running APIs refuse it within
     AITASKS_AUTH_CACHE_SECONDS."""
-    from graphql_app import keys_cli
+    from graphql_app.cli import keys as keys_cli
 
     with keys_cli.database(_settings()) as database_url:
         try:
@@ -602,7 +602,3 @@ def revoke_key(key_id: str) -> None:
         except keys_cli.KeyNotFound as error:
             raise click.ClickException(f"{error}; `aitasks keys list` shows the keys") from None
     click.echo(f"revoked: {keys_cli.describe(revoked)}")
-
-
-if __name__ == "__main__":
-    main(prog_name="aitasks")

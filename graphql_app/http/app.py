@@ -32,14 +32,12 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 from websockets.frames import CloseCode
 
-from graphql_app.artifacts import download_artifact
 from graphql_app.auth import key_of_connection
-from graphql_app.body_limit import BodySizeLimit
-from graphql_app.health import healthz, metrics, readyz
-from graphql_app.logs import RequestLog
-from graphql_app.mcp_server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
-from graphql_app.outage import OutageGuard
-from graphql_app.sessions import (
+from graphql_app.http.artifacts import download_artifact
+from graphql_app.http.body_limit import BodySizeLimit
+from graphql_app.http.health import healthz, metrics, readyz
+from graphql_app.http.outage import OutageGuard
+from graphql_app.http.sessions import (
     admit_request,
     login,
     login_page,
@@ -47,10 +45,12 @@ from graphql_app.sessions import (
     open_sessions,
     socket_caller,
 )
-from graphql_app.web import WebApp
-from graphql_app.websocket import SharedSubscriptions, TransportHandler
-from graphql_app.ws_messages import FORBIDDEN, KEY_REVOKED_REASON, SOCKET_KEY_STATE
-from graphql_app.ws_protocol import SHUTDOWN_REASON
+from graphql_app.http.web import WebApp
+from graphql_app.logs import RequestLog
+from graphql_app.mcp.server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
+from graphql_app.ws.graphql_ws import SharedSubscriptions, TransportHandler
+from graphql_app.ws.messages import FORBIDDEN, KEY_REVOKED_REASON, SOCKET_KEY_STATE
+from graphql_app.ws.protocol import SHUTDOWN_REASON
 from persistence.creation import TaskInserts
 from persistence.database import POOL_SIZE, create_engine, create_pool, create_sessionmaker
 from persistence.events import TaskEventHub

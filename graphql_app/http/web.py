@@ -15,7 +15,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
-WEB_DIST = Path(__file__).parent / "web_dist"
+# Beside the package's modules (package data of graphql_app), where Vite writes it.
+WEB_DIST = Path(__file__).parent.parent / "web_dist"
 DASHBOARD = "index.html"
 GRAPHIQL = "graphiql.html"
 ASSETS_PREFIX = "/assets/"
