@@ -9,7 +9,7 @@ subscription keeps for the garbage collector to walk.
 Here a `taskStatus` subscription whose document is valid takes a shorter path: the
 document is parsed and validated once (cached), the task is followed by the same
 service function the resolver calls, and each update is executed once per (document,
-variables, base URL, task, sequence, delta) and the same JSON is sent to every subscriber
+variables, base URL, task, sequence, delta, live) and the same JSON is sent to every subscriber
 with that key. The base URL is in the key because artifact URLs are built on the
 request's. Anything else (queries and mutations over the socket, `taskUpdates`, a
 document with errors, a subscription that fails before its first update) goes through
@@ -198,7 +198,7 @@ class SharedSubscriptions:
         """The `next` message's payload for this update, as JSON: executed once per key."""
         task = update.task
         # A null and an empty delta read the same to a client.
-        key = (subscriber.shares, task.id, task.sequence, update.delta or None)
+        key = (subscriber.shares, task.id, task.sequence, update.delta or None, update.live)
         cached = self._results.get(key)
         if cached is not None:
             SHARED.inc()
