@@ -62,9 +62,12 @@ from graphql_app.ws_messages import (
     INTERNAL_ERROR_REASON,
     KEY_REVOKED_REASON,
     NESTED_TOO_DEEP,
+    TRY_AGAIN_LATER,
     key_still_valid,
     message_problem,
+    unavailable_reason,
 )
+from persistence.outages import unavailable_dependency
 from schema import QueryLimits, Schema
 from schema.context import Context, Services
 from schema.errors import for_client
@@ -344,15 +347,23 @@ class TransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def _handle_safely(self, message: Message) -> None:
         """Strawberry's dispatch; a failure it does not expect is logged with its
-        traceback and closes the socket with 4500, never with the traceback's text."""
+        traceback and closes the socket with 4500, never with the traceback's text. An
+        outage (the key cannot be checked while PostgreSQL is down) closes it with 1013
+        and a reason that names the server, so the client tries again later."""
         try:
             await self.handle_message(message)
         except (WebSocketDisconnect, WebSocketDisconnected):
             raise
-        except Exception:
-            logger.exception("a WebSocket message failed: closing the socket")
+        except Exception as error:
+            dependency = unavailable_dependency(error)
+            if dependency is not None:
+                logger.warning("closed a WebSocket with 1013: %s is unreachable", dependency)
+                code, reason = TRY_AGAIN_LATER, unavailable_reason(dependency)
+            else:
+                logger.exception("a WebSocket message failed: closing the socket")
+                code, reason = INTERNAL_ERROR, INTERNAL_ERROR_REASON
             with contextlib.suppress(Exception):
-                await self.websocket.close(code=INTERNAL_ERROR, reason=INTERNAL_ERROR_REASON)
+                await self.websocket.close(code=code, reason=reason)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # The key is checked again on every operation: a revoked key stops here, within
