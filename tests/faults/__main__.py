@@ -25,14 +25,15 @@ def table(outcomes: list[Outcome], command: str) -> str:
         f"Produced by `{command}`.",
         "",
         "| fault | tasks | lost | completed twice | stuck | all ended, after the fault"
-        " | createTask during the fault | holds |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        " | createTask during the fault | subscribers | holds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for outcome in outcomes:
         lines.append(
             f"| {outcome.case} | {outcome.created} | {outcome.lost} | "
             f"{outcome.completed_twice} | {outcome.stuck} | {_seconds(outcome)} | "
-            f"{outcome.answers} | {'yes' if outcome.passed else '**no**'} |"
+            f"{outcome.answers} | {outcome.subscribers or '-'} | "
+            f"{'yes' if outcome.passed else '**no**'} |"
         )
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ synchronise with the product: what the product does is waited for in `measure`."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -16,13 +17,17 @@ import psutil
 
 from tests.faults.harness import (
     TASKS_BEFORE,
+    TERMINAL,
     Answers,
     Bench,
     Clients,
     Outcome,
     create,
     measure,
+    sequences,
+    states,
 )
+from tests.faults.resuming import Heard, follow_while
 from tests.fixtures.stack import Process, Stack, wait_until
 
 # How long a stopped server stays down.
@@ -41,7 +46,8 @@ class Running:
     api: Process
 
 
-Fault = Callable[[Running], None]
+# A fault may report what subscribers heard during it.
+Fault = Callable[[Running], Heard | None]
 
 
 def _pool_pids(worker: Process) -> list[int]:
@@ -50,8 +56,6 @@ def _pool_pids(worker: Process) -> list[int]:
 
 def _started(stack: Stack) -> bool:
     database_url: str = stack.direct_database_url  # type: ignore[attr-defined]
-    from tests.faults.harness import states
-
     found, _ = states(database_url)
     return "PROCESSING" in found.values()
 
@@ -66,13 +70,30 @@ def run_case(bench: Bench, name: str, fault: Fault, *, persistent_redis: bool = 
             before.record(create(stack.graphql_url, f"before the fault #{number}"))
         wait_until(lambda: _started(stack), 30, "a task to be running")
         with Clients(stack) as clients:
-            fault(Running(bench, stack, worker, api))
+            heard = fault(Running(bench, stack, worker, api))
             fault_ended = time.monotonic()
             time.sleep(AFTER_SECONDS)
         clients.answers.task_ids += before.task_ids
-        return measure(name, stack, clients.answers, fault_ended)
+        outcome = measure(name, stack, clients.answers, fault_ended)
+        if heard is not None:
+            heard.finals = sequences(stack.direct_database_url)  # type: ignore[attr-defined]
+            outcome.subscribers = heard.summary()
+            outcome.subscriber_errors = heard.bad
+        return outcome
     finally:
         bench.end_stack(stack)
+
+
+def subscribers_resume(running: Running) -> Heard:
+    """Subscribers drop their sockets mid-stream and resume with `after:`, for as long
+    as a server stays down in the other cases."""
+    database_url: str = running.stack.direct_database_url  # type: ignore[attr-defined]
+
+    def running_tasks() -> list[str]:
+        found, _ = states(database_url)
+        return [task_id for task_id, status in found.items() if status not in TERMINAL]
+
+    return asyncio.run(follow_while(running.stack, DOWN_SECONDS, running_tasks))
 
 
 def redis_restart(running: Running) -> None:
@@ -132,6 +153,7 @@ CASES: dict[str, tuple[Fault, bool]] = {
     "worker's pool processes SIGKILLed": (kill_pool_processes, False),
     "worker's main process SIGKILLed": (kill_worker_main_process, False),
     "API SIGKILLed during a burst of creates": (kill_api_during_burst, False),
+    "subscribers disconnected mid-stream, resumed with `after:`": (subscribers_resume, False),
 }
 # One case per dependency, for `make test`.
 SHORT = [

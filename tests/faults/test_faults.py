@@ -29,5 +29,6 @@ def test_a_fault_loses_no_task_finishes_none_twice_and_recovers_in_seconds(
     assert outcome.completed_twice == 0, outcome
     assert outcome.stuck == 0, outcome
     assert outcome.bare == 0, outcome
+    assert outcome.subscriber_errors == 0, outcome
     assert outcome.recovery_seconds is not None, outcome
     assert outcome.recovery_seconds <= RECOVERY_SECONDS + outcome.backlog_seconds, outcome
