@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.cases import SHORT, run
+from tests.faults.cases import SHORT, SHORT_TASKS_BEFORE, run
 from tests.faults.harness import RECOVERY_SECONDS, Bench, bench
 
 
@@ -22,7 +22,7 @@ def servers() -> Iterator[Bench]:
 def test_a_fault_loses_no_task_finishes_none_twice_and_recovers_in_seconds(
     servers: Bench, case: str
 ) -> None:
-    outcome = run(servers, case)
+    outcome = run(servers, case, SHORT_TASKS_BEFORE)
     print(outcome)
 
     assert outcome.lost == 0, outcome
