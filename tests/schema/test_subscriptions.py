@@ -233,8 +233,13 @@ def test_subscribers_get_every_change_across_a_redis_restart(
 
 
 def test_a_thousand_subscriptions_on_one_api_process_all_get_the_final_state(
-    stack: Stack,
+    make_stack: Callable[..., Stack],
 ) -> None:
+    # The tasks must wait until every subscription is open, which takes longer than the
+    # reconciler waits before it sends a PENDING task whose message never went out.
+    stack = make_stack(AITASKS_PENDING_ORPHAN_SECONDS="3600")
+    stack.start_worker()
+    stack.start_api()
     waiting = [insert_pending_task(stack.database_url, f"crowd {n}", "echo") for n in range(20)]
     task_ids = [str(task.id) for task in waiting] * 50
     results: list[list[dict[str, Any]]] = [[] for _ in task_ids]
