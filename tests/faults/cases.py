@@ -105,6 +105,13 @@ def run_case(
         outcome = measure(name, stack, clients.answers, fault_ended)
         if heard is not None:
             heard.finals = sequences(stack.direct_database_url)  # type: ignore[attr-defined]
+            found, _ = states(stack.direct_database_url)  # type: ignore[attr-defined]
+            for task_id, why in heard.failed.items():
+                print(
+                    f"following {task_id} failed: {why}; the task is now "
+                    f"{found.get(task_id)} at {heard.finals.get(task_id)}",
+                    flush=True,
+                )
             outcome.subscribers = heard.summary()
             outcome.subscriber_errors = heard.bad
         return outcome

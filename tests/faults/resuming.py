@@ -27,7 +27,9 @@ DROP_AFTER = (1, 2)
 # New tasks are looked for this often while the burst lasts.
 DISCOVER_EVERY_SECONDS = 0.5
 # A subscriber that hears nothing for this long has failed (the task is stuck or lost).
-QUIET_SECONDS = 60.0
+# Generous: a task at the end of the burst's queue may wait a minute to start on a busy
+# machine, and its subscriber hears nothing meanwhile.
+QUIET_SECONDS = 180.0
 
 
 @dataclass
@@ -38,6 +40,8 @@ class Heard:
     finals: dict[str, int] = field(default_factory=dict)
     resumes: int = 0
     failures: int = 0
+    # Why each failed subscriber stopped, to compare with the task's row.
+    failed: dict[str, str] = field(default_factory=dict)
 
     def count(self) -> tuple[int, int, int]:
         """Gaps, duplicates and out-of-order updates over every task followed."""
@@ -63,10 +67,13 @@ class Heard:
         )
 
 
-async def _session(url: str, task_id: str, after: int | None, drop_after: int) -> list[Any]:
-    """One socket: subscribe, take up to `drop_after` updates, then drop the socket (or
-    stop at the task's end)."""
+async def _session(
+    url: str, task_id: str, after: int | None, drop_after: int
+) -> tuple[list[Any], bool]:
+    """One socket: subscribe, take up to `drop_after` updates, then drop the socket; also
+    say whether the server completed the subscription (the task has ended)."""
     updates: list[Any] = []
+    completed = False
     async with websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         ack = json.loads(await asyncio.wait_for(ws.recv(), QUIET_SECONDS))
@@ -78,6 +85,7 @@ async def _session(url: str, task_id: str, after: int | None, drop_after: int) -
         while len(updates) < drop_after:
             message = json.loads(await asyncio.wait_for(ws.recv(), QUIET_SECONDS))
             if message["type"] == "complete":
+                completed = True
                 break
             if message["type"] != "next" or message["payload"].get("errors"):
                 raise RuntimeError(f"an unexpected answer: {message}")
@@ -86,7 +94,7 @@ async def _session(url: str, task_id: str, after: int | None, drop_after: int) -
                 break
         # Dropped without a `complete`, as a client whose network went away.
         ws.transport.abort()
-    return updates
+    return updates, completed
 
 
 async def _follow(url: str, task_id: str, heard: Heard) -> None:
@@ -94,10 +102,11 @@ async def _follow(url: str, task_id: str, heard: Heard) -> None:
     after: int | None = None
     turn = 0
     while True:
-        updates = await _session(url, task_id, after, DROP_AFTER[turn % len(DROP_AFTER)])
+        drop_after = DROP_AFTER[turn % len(DROP_AFTER)]
+        updates, completed = await _session(url, task_id, after, drop_after)
         turn += 1
         sequences += [update["sequence"] for update in updates]
-        if updates and updates[-1]["status"] in TERMINAL:
+        if completed or (updates and updates[-1]["status"] in TERMINAL):
             return
         if sequences:
             after = sequences[-1]
@@ -108,8 +117,8 @@ async def _follow_safely(url: str, task_id: str, heard: Heard) -> None:
     try:
         await _follow(url, task_id, heard)
     except Exception as error:
-        print(f"following {task_id} failed: {error!r}", flush=True)
         heard.failures += 1
+        heard.failed[task_id] = f"{error!r} after hearing {heard.sequences.get(task_id)}"
 
 
 async def follow_while(stack: Stack, seconds: float, running: Any) -> Heard:
