@@ -4,12 +4,14 @@ per process, fanned out in the process to any number of listeners.
 Pub/sub delivers at most once. It is only the fast path: the durable record of every
 change is the `task_events` log in PostgreSQL, and a listener that may have missed a
 message (a gap in `sequence`, a reconnect, a full buffer) is told so and catches up from
-the log.
+the log. While Redis cannot be reached the hub is not `live`: it then reads the log for
+its listeners every `poll_seconds`, so they keep moving, later than live but in order.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Iterator
@@ -207,6 +209,9 @@ class TaskEventHub:
     Every `audit_seconds` it also compares what each one-task listener has applied with
     the database, in one query per batch of tasks, and wakes those that fell behind: a
     worker that committed a change and died before publishing it leaves no message at all.
+    While the subscription is lost it does so every `poll_seconds` instead, and wakes
+    every all-tasks listener too: the log is then the only way changes arrive. One query
+    per batch of followed tasks, not one per subscriber, however many are waiting.
     """
 
     def __init__(
@@ -216,16 +221,21 @@ class TaskEventHub:
         *,
         max_buffered: int,
         audit_seconds: float,
+        poll_seconds: float,
     ) -> None:
         self._redis = redis
         self._sessionmaker = sessionmaker
         self._max_buffered = max_buffered
         self._audit_seconds = audit_seconds
+        self._poll_seconds = poll_seconds
         self._by_task: dict[str, set[Listener]] = {}
         self._everything: set[Listener] = set()
         self._pubsub = redis.pubsub()
         self._workers: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
+        # Set while `_subscribed` is not: the audit waits on it to start polling at once.
+        self._down = asyncio.Event()
+        self._down.set()
 
     async def start(self) -> None:
         self._workers = [
@@ -238,6 +248,12 @@ class TaskEventHub:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         await self._pubsub.aclose()
+
+    @property
+    def live(self) -> bool:
+        """Whether changes arrive as they happen: Redis has confirmed the subscription.
+        When not, listeners hear of changes only from the log, every `poll_seconds`."""
+        return self._subscribed.is_set()
 
     async def wait_subscribed(self) -> None:
         """Until Redis has confirmed the subscription (wrap in a timeout)."""
@@ -273,14 +289,30 @@ class TaskEventHub:
 
     async def _audit_forever(self) -> None:
         while True:
-            await asyncio.sleep(self._audit_seconds)
+            if self.live:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._down.wait(), self._audit_seconds)
+                if not self.live:
+                    continue  # just lost: every listener was woken to catch up already
+            else:
+                await asyncio.sleep(self._poll_seconds)
             try:
                 await self.audit()
             except Exception as error:
                 logger.warning("task events: could not check listeners (%s)", error)
 
     async def audit(self) -> int:
-        """Wake every one-task listener that is behind the database; return how many."""
+        """Wake every listener that is behind the database; return how many. While the
+        hub is not live, that is every all-tasks listener, whose feed re-reads what
+        changed."""
+        behind = await self._audit_tasks()
+        if not self.live:
+            for listener in self._everything:
+                listener.mark_out_of_sync()
+                behind += 1
+        return behind
+
+    async def _audit_tasks(self) -> int:
         task_ids = list(self._by_task)
         behind = 0
         for start in range(0, len(task_ids), AUDIT_BATCH):
@@ -324,7 +356,10 @@ class TaskEventHub:
         self._lost()
 
     def _lost(self) -> None:
+        if not self.live:
+            return  # told already; meanwhile the audit polls the log for every listener
         self._subscribed.clear()
+        self._down.set()
         for listener in self._all_listeners():
             listener.mark_out_of_sync()
 
@@ -338,6 +373,7 @@ class TaskEventHub:
         if kind == "subscribe":
             # From here on nothing published is missed; anything before may have been.
             self._subscribed.set()
+            self._down.clear()
             for listener in self._all_listeners():
                 listener.mark_out_of_sync()
             return

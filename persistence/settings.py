@@ -231,6 +231,10 @@ class Settings(BaseSettings):
     # per 1,000 subscribed tasks), since a worker may commit a change and die before
     # publishing it; a dashboard feed with nothing heard re-reads recent changes as often.
     subscription_resync_seconds: float = Field(default=15.0, gt=0)
+    # While an API process cannot reach Redis, its subscriptions read changes from the
+    # PostgreSQL log this often instead (one query per 1,000 followed tasks, and one per
+    # `taskUpdates` feed), marked `live: false`: late by at most this much, never lost.
+    subscription_poll_seconds: float = Field(default=2.0, gt=0)
     # Changes buffered for one slow subscriber before it catches up from the log instead.
     subscriber_queue_size: int = Field(default=256, gt=0, le=100_000)
     # `aitasks run` waits this long for its processes to stop before killing them.

@@ -273,6 +273,12 @@ class TaskUpdate:
         "added none, and on a first update, whose `task.result` already holds the text."
     )
     task: Task
+    live: bool = strawberry.field(
+        description="False while the server cannot hear changes as they happen (its "
+        "Redis is unreachable): the subscription then reads them from its PostgreSQL log, "
+        "in order and none missed, but up to AITASKS_SUBSCRIPTION_POLL_SECONDS late. True "
+        "again once Redis is back; what changed meanwhile has been sent by then."
+    )
 
     @classmethod
     def from_update(cls, update: Update) -> TaskUpdate:
@@ -284,6 +290,7 @@ class TaskUpdate:
             stage=task.stage,
             delta=update.delta or None,
             task=Task.from_model(task),
+            live=update.live,
         )
 
 

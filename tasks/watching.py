@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cachetools import FIFOCache
@@ -40,10 +40,17 @@ SHARED_STATES = 256
 @dataclass(frozen=True)
 class Update:
     """A task's state after a change, and the text that change added to its result
-    (None for a state read as a whole, such as the first one a subscriber gets)."""
+    (None for a state read as a whole, such as the first one a subscriber gets).
+    `live` is False when the hub had lost Redis as it was read: changes then come from
+    the log, up to the hub's poll interval late."""
 
     task: Task
     delta: str | None = None
+    live: bool = True
+
+
+def _marked(updates: Iterable[Update], live: bool) -> Iterable[Update]:
+    return updates if live else (replace(update, live=False) for update in updates)
 
 
 def _contiguous(events: list[TaskEvent], after: int, up_to: int) -> bool:
@@ -178,11 +185,13 @@ async def watch_task(
         else:
             first = []
         follower = Follower(current)
-        for update in first:
+        for update in _marked(first, hub.live):
             yield update
         while not follower.task.status.is_terminal:
             listener.sequence = follower.task.sequence
-            for update in await follower.advance(sessionmaker, await listener.wait()):
+            events = await listener.wait()
+            live = hub.live
+            for update in _marked(await follower.advance(sessionmaker, events), live):
                 if after is None or update.task.sequence > after:
                     yield update
 
@@ -276,12 +285,13 @@ async def watch_tasks(
         next_check = clock() + resync_seconds
         while True:
             events = await listener.wait(max(0.0, next_check - clock()))
+            live = hub.live
             updates = await feed.take(events) if events else []
             if events is None or clock() >= next_check:
                 checked = await _database_now(sessionmaker)
                 updates += await feed.resync(since)
                 since, next_check = checked, clock() + resync_seconds
-            for update in updates:
+            for update in _marked(updates, live):
                 if statuses is None or update.task.status in statuses:
                     yield update
 

@@ -463,6 +463,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         sessionmaker,
         max_buffered=settings.subscriber_queue_size,
         audit_seconds=settings.subscription_resync_seconds,
+        poll_seconds=settings.subscription_poll_seconds,
     )
     await hub.start()
     pool = await create_pool(engine, APPLICATION_NAME, POOL_SIZE)

@@ -9,7 +9,7 @@ subscription keeps for the garbage collector to walk.
 Here a `taskStatus` subscription whose document is valid takes a shorter path: the
 document is parsed and validated once (cached), the task is followed by the same
 service function the resolver calls, and each update is executed once per (document,
-variables, base URL, task, sequence, delta) and the same JSON is sent to every subscriber
+variables, base URL, task, sequence, delta, live) and the same JSON is sent to every subscriber
 with that key. The base URL is in the key because artifact URLs are built on the
 request's. Anything else (queries and mutations over the socket, `taskUpdates`, a
 document with errors, a subscription that fails before its first update) goes through
@@ -57,10 +57,13 @@ from graphql_app.ws.messages import (
     INTERNAL_ERROR_REASON,
     KEY_REVOKED_REASON,
     NESTED_TOO_DEEP,
+    TRY_AGAIN_LATER,
     key_still_valid,
     message_problem,
+    unavailable_reason,
 )
 from graphql_app.ws.sharing import SharedValues
+from persistence.outages import unavailable_dependency
 from schema import QueryLimits, Schema
 from schema.context import Context, Services
 from schema.errors import for_client
@@ -197,7 +200,7 @@ class SharedSubscriptions:
         """The `next` message's payload for this update, as JSON: executed once per key."""
         task = update.task
         # A null and an empty delta read the same to a client.
-        key = (subscriber.shares, task.id, task.sequence, update.delta or None)
+        key = (subscriber.shares, task.id, task.sequence, update.delta or None, update.live)
         cached = self._results.get(key)
         if cached is not None:
             SHARED.inc()
@@ -335,15 +338,23 @@ class TransportHandler(TransportWSHandler[Context, None]):
 
     async def _handle_safely(self, message: Message) -> None:
         """Strawberry's dispatch; a failure it does not expect is logged with its
-        traceback and closes the socket with 4500, never with the traceback's text."""
+        traceback and closes the socket with 4500, never with the traceback's text. An
+        outage (the key cannot be checked while PostgreSQL is down) closes it with 1013
+        and a reason that names the server, so the client tries again later."""
         try:
             await self.handle_message(message)
         except (WebSocketDisconnect, WebSocketDisconnected):
             raise
-        except Exception:
-            logger.exception("a WebSocket message failed: closing the socket")
+        except Exception as error:
+            dependency = unavailable_dependency(error)
+            if dependency is not None:
+                logger.warning("closed a WebSocket with 1013: %s is unreachable", dependency)
+                code, reason = TRY_AGAIN_LATER, unavailable_reason(dependency)
+            else:
+                logger.exception("a WebSocket message failed: closing the socket")
+                code, reason = INTERNAL_ERROR, INTERNAL_ERROR_REASON
             with contextlib.suppress(Exception):
-                await self.websocket.close(code=INTERNAL_ERROR, reason=INTERNAL_ERROR_REASON)
+                await self.websocket.close(code=code, reason=reason)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         # The key is checked again on every operation: a revoked key stops here, within

@@ -21,6 +21,10 @@ FORBIDDEN = 4403
 INTERNAL_ERROR = 4500
 INTERNAL_ERROR_REASON = "Internal server error"
 KEY_REVOKED_REASON = "Forbidden: the API key is revoked"
+# RFC 6455's "try again later": a message met an outage of PostgreSQL or Redis (the key
+# could not be checked, the task not read). graphql-ws clients reconnect on this code,
+# as they do not on 4500; the reason names the server and never the error's text.
+TRY_AGAIN_LATER = 1013
 NESTED_TOO_DEEP = "WebSocket message is nested too deeply"
 # Where the WebSocket's scope keeps the key its connection_init (or cookie) carried.
 SOCKET_KEY_STATE = "aitasks_socket_key"
@@ -53,6 +57,11 @@ def _subscribe_problem(message: dict[str, Any]) -> str | None:
     if not _optional(payload.get("operationName"), str):
         return _BAD_OPERATION_NAME
     return None
+
+
+def unavailable_reason(dependency: str) -> str:
+    """The close reason for TRY_AGAIN_LATER (under the 123 bytes a close frame allows)."""
+    return f"Service unavailable: {dependency} cannot be reached; try again shortly"
 
 
 def message_problem(message: object) -> str | None:

@@ -4,6 +4,8 @@ table goes to docs/reliability.md. `python -m tests.faults "case name" ...` runs
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -20,21 +22,33 @@ def _seconds(outcome: Outcome) -> str:
     return f"{outcome.recovery_seconds:.1f} s (backlog {outcome.backlog_seconds:.1f} s)"
 
 
-def table(outcomes: list[Outcome], command: str) -> str:
+def table(outcomes: list[Outcome], command: str, load: str = "") -> str:
     lines = [
-        f"Produced by `{command}`.",
+        f"Produced by `{command}`{load}.",
         "",
         "| fault | tasks | lost | completed twice | stuck | all ended, after the fault"
-        " | createTask during the fault | holds |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        " | createTask during the fault | subscribers | holds |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for outcome in outcomes:
         lines.append(
             f"| {outcome.case} | {outcome.created} | {outcome.lost} | "
             f"{outcome.completed_twice} | {outcome.stuck} | {_seconds(outcome)} | "
-            f"{outcome.answers} | {'yes' if outcome.passed else '**no**'} |"
+            f"{outcome.answers} | {outcome.subscribers or '-'} | "
+            f"{'yes' if outcome.passed else '**no**'} |"
         )
     return "\n".join(lines)
+
+
+def _load(loads: list[float]) -> str:
+    """The machine's 1-minute load average at the start and after each case: figures
+    from a shared, busy machine are read differently."""
+    cores = os.cpu_count() or 1
+    return (
+        f", on {cores} cores with a 1-minute load average of {min(loads):.1f} to "
+        f"{max(loads):.1f} (median {statistics.median(loads):.1f}) at the start and after "
+        "each case"
+    )
 
 
 def write(doc: Path, text: str) -> None:
@@ -65,12 +79,14 @@ def main() -> int:
     args = parser.parse_args()
     names = args.cases or list(CASES)
     outcomes = []
+    loads = [os.getloadavg()[0]]
     with bench() as servers:
         for name in names:
             outcome = run(servers, name)
             print(outcome, flush=True)
             outcomes.append(outcome)
-    text = table(outcomes, args.command)
+            loads.append(os.getloadavg()[0])
+    text = table(outcomes, args.command, _load(loads))
     print(text)
     if args.cases:
         update_rows(DOC, outcomes, args.command)

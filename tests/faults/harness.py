@@ -126,6 +126,10 @@ class Outcome:
     backlog_seconds: float
     answers: str
     bare: int
+    # What resuming subscribers heard (the subscriber case only): a summary, and its
+    # gaps, duplicates, changes out of order and failed subscribers together.
+    subscribers: str = ""
+    subscriber_errors: int = 0
 
     @property
     def passed(self) -> bool:
@@ -134,6 +138,7 @@ class Outcome:
             and self.completed_twice == 0
             and self.stuck == 0
             and self.bare == 0
+            and self.subscriber_errors == 0
             and self.recovery_seconds is not None
         )
 
@@ -149,6 +154,20 @@ async def _states(database_url: str) -> tuple[dict[str, str], int]:
     finally:
         await connection.close()
     return {row["id"]: row["status"] for row in rows}, int(twice)
+
+
+async def _sequences(database_url: str) -> dict[str, int]:
+    connection = await asyncpg.connect(database_url, timeout=5)
+    try:
+        rows = await connection.fetch("SELECT id::text, sequence FROM tasks")
+    finally:
+        await connection.close()
+    return {row["id"]: row["sequence"] for row in rows}
+
+
+def sequences(database_url: str) -> dict[str, int]:
+    """Every task's current sequence."""
+    return asyncio.run(_sequences(database_url))
 
 
 def states(database_url: str) -> tuple[dict[str, str], int]:

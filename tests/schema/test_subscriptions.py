@@ -20,6 +20,7 @@ from tests.fixtures.graphql import (
     follow,
     get_task,
     poll_until_finished,
+    subscribe,
     watch,
     watch_many,
 )
@@ -232,8 +233,13 @@ def test_subscribers_get_every_change_across_a_redis_restart(
 
 
 def test_a_thousand_subscriptions_on_one_api_process_all_get_the_final_state(
-    stack: Stack,
+    make_stack: Callable[..., Stack],
 ) -> None:
+    # The tasks must wait until every subscription is open, which takes longer than the
+    # reconciler waits before it sends a PENDING task whose message never went out.
+    stack = make_stack(AITASKS_PENDING_ORPHAN_SECONDS="3600")
+    stack.start_worker()
+    stack.start_api()
     waiting = [insert_pending_task(stack.database_url, f"crowd {n}", "echo") for n in range(20)]
     task_ids = [str(task.id) for task in waiting] * 50
     results: list[list[dict[str, Any]]] = [[] for _ in task_ids]
@@ -338,3 +344,97 @@ def test_a_quiet_subscription_notices_changes_nobody_announced(
     updates = asyncio.run(scenario())
 
     assert [update["status"] for update in updates] == ["PENDING", "PROCESSING", "COMPLETED"]
+
+
+LIVE_FIELDS = "sequence live task { id status result }"
+LIVE_WATCH = f"subscription ($id: ID!) {{ taskStatus(id: $id) {{ {LIVE_FIELDS} }} }}"
+LIVE_FEED = f"subscription {{ taskUpdates {{ {LIVE_FIELDS} }} }}"
+# The subscriptions read the log this often while the API's Redis is down.
+POLL_SECONDS = 0.5
+# Long enough that only the outage's polling can bring a change the hub never heard.
+RESYNC_SECONDS = 60
+
+
+def test_subscriptions_keep_moving_from_the_log_while_redis_is_down_marked_not_live(
+    make_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    redis = RestartableRedis(tmp_path / "redis").start()
+    stack = make_stack(
+        AITASKS_REDIS_URL=redis.url,
+        AITASKS_SUBSCRIPTION_POLL_SECONDS=str(POLL_SECONDS),
+        AITASKS_SUBSCRIPTION_RESYNC_SECONDS=str(RESYNC_SECONDS),
+    )
+    stack.start_api()
+    task_id = str(insert_pending_task(stack.database_url, "through an outage").id)
+    watchers = [
+        subscribe(stack.ws_url, LIVE_WATCH, {"id": task_id}, "taskStatus")
+        for _ in range(SUBSCRIBERS)
+    ]
+    seen: list[list[dict[str, Any]]] = [[] for _ in watchers]
+    fed: list[dict[str, Any]] = []
+    # The last sequence announced before Redis stops.
+    live_until = 0
+
+    def change(steps: list[str], announce: bool) -> Any:
+        return asyncio.to_thread(
+            change_task, stack.database_url, redis.url, task_id, steps, announce=announce
+        )
+
+    async def until(updates: list[dict[str, Any]], source: Any, sequence: int) -> None:
+        while not updates or updates[-1]["sequence"] < sequence:
+            updates.append(await anext(source))
+
+    async def everyone_at(sequence: int, feed_source: Any) -> None:
+        await asyncio.gather(
+            until(fed, feed_source, sequence),
+            *(until(s, w, sequence) for s, w in zip(seen, watchers, strict=True)),
+        )
+
+    async def scenario() -> None:
+        nonlocal live_until
+        async with asyncio.timeout(FOLLOW_TIMEOUT_SECONDS):
+            for updates, watcher in zip(seen, watchers, strict=True):
+                updates.append(await anext(watcher))
+            feed_source = subscribe(stack.ws_url, LIVE_FEED, {}, "taskUpdates")
+            following = asyncio.ensure_future(anext(feed_source))
+            await change(["claim"], True)
+            # The feed is open once it passes on an announced change.
+            while not following.done():
+                await change(["output"], True)
+                await asyncio.wait([following], timeout=1)
+            fed.append(following.result())
+            live_until = (await asyncio.to_thread(get_task, stack, task_id))["sequence"]
+            await everyone_at(live_until, feed_source)
+            await asyncio.to_thread(redis.stop)
+            # Committed while Redis is down, so never published: the subscriptions
+            # must read them from the log before Redis returns.
+            await change(["output", "output"], False)
+            await everyone_at(live_until + 2, feed_source)
+            await asyncio.to_thread(redis.start)
+            # Announced changes until one is heard live again, then the end.
+            while fed[-1]["live"] is False or any(s[-1]["live"] is False for s in seen):
+                await change(["output"], True)
+                await everyone_at(fed[-1]["sequence"] + 1, feed_source)
+            await change(["complete"], True)
+            await everyone_at(fed[-1]["sequence"] + 1, feed_source)
+            for updates, watcher in zip(seen, watchers, strict=True):
+                updates += [update async for update in watcher]
+            await feed_source.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        redis.stop()
+
+    final = get_task(stack, task_id)
+    assert final is not None and final["status"] == "COMPLETED"
+    outage = [live_until + 1, live_until + 2]
+    for updates in [*seen, fed]:
+        sequences = [update["sequence"] for update in updates]
+        assert sequences == list(range(sequences[0], final["sequence"] + 1)), sequences
+        assert updates[-1]["task"]["result"] == final["result"]
+        during = [update["live"] for update in updates if update["sequence"] in outage]
+        assert during == [False, False], updates
+        assert updates[-1]["live"] is True
+    for updates in seen:
+        assert updates[0]["sequence"] == 1 and updates[0]["live"] is True

@@ -84,7 +84,7 @@ async def services(stack: Stack) -> AsyncIterator[Services]:
     engine = create_engine(stack.database_url, "aitasks-tests")
     sessionmaker = create_sessionmaker(engine)
     redis = Redis.from_url(stack.redis_url)
-    hub = TaskEventHub(redis, sessionmaker, max_buffered=4, audit_seconds=3600)
+    hub = TaskEventHub(redis, sessionmaker, max_buffered=4, audit_seconds=3600, poll_seconds=3600)
     await hub.start()
     async with asyncio.timeout(WAIT_SECONDS):
         await hub.wait_subscribed()

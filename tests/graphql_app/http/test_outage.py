@@ -3,6 +3,7 @@ GraphQL error that names it, never a bare 500; while Redis is down they are serv
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
+from websockets import Subprotocol
 
 from tasks.callers import KEY_PREFIX
 from tests.fixtures.graphql import CREATE_TASK
@@ -21,6 +24,8 @@ UNREACHABLE_DATABASE = "postgresql://postgres@127.0.0.1:{port}/aitasks"
 TASK_QUERY = "query ($id: ID!) { task(id: $id) { id status } }"
 # Well formed, so the API looks it up in PostgreSQL.
 SOME_KEY = KEY_PREFIX + "0" * 40
+SOME_TASK_ID = "8d4cbb0b-5a5b-4a43-9d53-8f5a3e2a8c1e"
+WATCH = "subscription ($id: ID!) { taskStatus(id: $id) { sequence status } }"
 
 
 def graphql(stack: Stack, query: str, variables: dict[str, Any], key: str | None = None) -> Any:
@@ -78,3 +83,67 @@ def test_requests_while_redis_is_down_are_served_without_it(
     assert created.status_code == 200 and task["status"] == "PENDING"
     assert read.status_code == 200
     assert read.json()["data"]["task"] == {"id": task["id"], "status": "PENDING"}
+
+
+async def _socket_answers(stack: Stack, init: dict[str, Any], subscribe: bool) -> list[Any]:
+    """What the API sends on a new WebSocket (connection_init, then one `taskStatus`
+    if `subscribe`) until it closes the socket or completes the operation; a close is
+    the last item, as (code, reason)."""
+    received: list[Any] = []
+    async with websockets.connect(
+        stack.ws_url, subprotocols=[Subprotocol("graphql-transport-ws")]
+    ) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+        if subscribe:
+            payload = {"query": WATCH, "variables": {"id": SOME_TASK_ID}}
+            await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+        try:
+            while not received or received[-1].get("type") not in ("complete", "error"):
+                received.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+        except websockets.ConnectionClosed as closed:
+            assert closed.rcvd is not None, "the API closed the connection without a code"
+            received.append((closed.rcvd.code, closed.rcvd.reason))
+    return received
+
+
+def test_a_websocket_opened_while_postgresql_is_unreachable_is_closed_1013(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack()
+    database = UNREACHABLE_DATABASE.format(port=free_port())
+    stack.start_api(AITASKS_DATABASE_URL=database, AITASKS_AUTH="on")
+
+    # The key cannot be checked: "try again later", not 4403 (a bad key) nor 1011.
+    answers = asyncio.run(_socket_answers(stack, {"apiKey": SOME_KEY}, subscribe=False))
+
+    assert answers == [
+        (1013, "Service unavailable: PostgreSQL cannot be reached; try again shortly")
+    ]
+
+
+def test_a_subscription_started_while_postgresql_is_unreachable_gets_a_typed_error(
+    make_stack: Callable[..., Stack],
+) -> None:
+    stack = make_stack()
+    database = UNREACHABLE_DATABASE.format(port=free_port())
+    stack.start_api(AITASKS_DATABASE_URL=database)
+
+    answers = asyncio.run(_socket_answers(stack, {}, subscribe=True))
+
+    assert answers[0] == {"type": "connection_ack"}
+    errors = [error for answer in answers[1:] for error in _errors_of(answer)]
+    assert [error["extensions"] for error in errors] == [
+        {"code": "SERVICE_UNAVAILABLE", "dependency": "PostgreSQL"}
+    ]
+    assert "PostgreSQL cannot be reached" in errors[0]["message"]
+
+
+def _errors_of(answer: Any) -> list[dict[str, Any]]:
+    if not isinstance(answer, dict):
+        raise AssertionError(f"the socket was closed instead: {answer}")
+    payload = answer.get("payload")
+    if answer["type"] == "error":
+        return list(payload)
+    if answer["type"] == "next":
+        return list(payload.get("errors") or [])
+    return []

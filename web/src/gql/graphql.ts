@@ -265,6 +265,8 @@ export type TaskUpdate = {
   __typename?: 'TaskUpdate';
   /** Text this change added to the end of `task.result`; null when it added none, and on a first update, whose `task.result` already holds the text. */
   delta?: Maybe<Scalars['String']['output']>;
+  /** False while the server cannot hear changes as they happen (its Redis is unreachable): the subscription then reads them from its PostgreSQL log, in order and none missed, but up to AITASKS_SUBSCRIPTION_POLL_SECONDS late. True again once Redis is back; what changed meanwhile has been sent by then. */
+  live: Scalars['Boolean']['output'];
   progress: Scalars['Float']['output'];
   sequence: Scalars['Int']['output'];
   stage?: Maybe<Scalars['String']['output']>;
