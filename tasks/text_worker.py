@@ -203,36 +203,27 @@ class TextWorker:
     def stop(self) -> None:
         """Ask the child to finish its running tasks and stop, and wait for it, as a warm
         shutdown of Celery's prefork pool waits for its processes."""
-        self._stopping.set()
         with self._lock:
+            self._stopping.set()
             child = self._child
         if child is not None and child.poll() is None:
             child.terminate()
             child.wait()
-        if self._watcher is not None:
+        if self._watcher is not None and self._watcher is not threading.current_thread():
             self._watcher.join()
         shutil.rmtree(self.held.directory, ignore_errors=True)
 
 
-def text_worker_step(*, quiet: bool) -> type[bootsteps.StartStopStep]:
-    """A bootstep that runs the text worker as a child of a prefork worker's main
-    process, started and stopped with it."""
+def text_worker_step(text_worker: TextWorker) -> type[bootsteps.StartStopStep]:
+    """A bootstep that stops the text worker when the prefork worker whose child it is
+    begins to stop, so the two finish their running tasks side by side."""
 
     class TextWorkerStep(bootsteps.StartStopStep):  # type: ignore[misc]
-        def __init__(self, parent: Any, **kwargs: Any) -> None:
-            super().__init__(parent, **kwargs)
-            self.text_worker: TextWorker | None = None
-
-        def start(self, parent: Any) -> None:
-            self.text_worker = TextWorker(get_settings(), parent.app, beat=False, quiet=quiet)
-            self.text_worker.start()
-
         def stop(self, parent: Any) -> None:
-            if self.text_worker is not None:
-                self.text_worker.stop()
+            text_worker.stop()
 
         def terminate(self, parent: Any) -> None:
-            self.stop(parent)
+            text_worker.stop()
 
     return TextWorkerStep
 

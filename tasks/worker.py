@@ -27,7 +27,13 @@ from tasks.execution import Work, run_task
 from tasks.reconciler import LostWorkerRequest, ReconcilerStep
 from tasks.runtime import close_runtime, get_runtime
 from tasks.sweeper import sweep_stale_tasks
-from tasks.text_worker import TEXT_QUEUE, held_tasks, serve_text_only, text_worker_step
+from tasks.text_worker import (
+    TEXT_QUEUE,
+    TextWorker,
+    held_tasks,
+    serve_text_only,
+    text_worker_step,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -214,9 +220,17 @@ def start_worker(
         return
     if beat:
         app.steps["worker"].add(ReconcilerStep)
-    if TEXT_QUEUE in queues:
-        app.steps["worker"].add(text_worker_step(quiet=quiet))
     if concurrency is None and others == [MAINTENANCE_QUEUE]:
         # Sweeps are short and one at a time: a pool process per core would only idle.
         concurrency = 1
-    app.worker_main(worker_argv(others, concurrency=concurrency, quiet=quiet))
+    if TEXT_QUEUE not in queues:
+        app.worker_main(worker_argv(others, concurrency=concurrency, quiet=quiet))
+        return
+    # Started before this worker, not by it: the two start side by side.
+    text_worker = TextWorker(settings, app, beat=False, quiet=quiet)
+    text_worker.start()
+    try:
+        app.steps["worker"].add(text_worker_step(text_worker))
+        app.worker_main(worker_argv(others, concurrency=concurrency, quiet=quiet))
+    finally:
+        text_worker.stop()
