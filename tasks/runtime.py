@@ -81,6 +81,9 @@ class WorkerRuntime:
     def provider_for(self, model: str) -> TextProvider:
         if model == DEMO_MODEL:
             return DemoProvider(self.settings.demo_duration_seconds)
+        return OpenAIProvider(self._openai_client(), self.settings.openai_timeout_seconds)
+
+    def _openai_client(self) -> openai.AsyncOpenAI:
         if self._openai is None:
             key = self.settings.openai_api_key
             self._openai = create_client(
@@ -88,7 +91,13 @@ class WorkerRuntime:
                 self.settings.openai_base_url,
                 self.settings.openai_timeout_seconds,
             )
-        return OpenAIProvider(self._openai, self.settings.openai_timeout_seconds)
+        return self._openai
+
+    def warm_up(self) -> None:
+        """Make the model's client and load the modules of its chat API now, before
+        tasks come: in a fresh process on a busy machine they took seconds of the loop
+        under the first task, time in which its claim was not renewed."""
+        self._openai_client().chat.completions  # noqa: B018 (loads them)
 
     async def write(
         self, change: Callable[[asyncpg.Connection], Awaitable[TaskChange | None]]

@@ -109,11 +109,12 @@ def main() -> None:
     environment the parent passed."""
     _exit_with_parent()
     from tasks.reconciler import ReconcilerStep
-    from tasks.runtime import use_threaded_runtime
+    from tasks.runtime import get_runtime, use_threaded_runtime
     from tasks.worker import create_worker_app
 
     settings = get_settings()
     use_threaded_runtime(pool_size(settings.text_slots_per_process))
+    get_runtime().warm_up()
     app = create_worker_app(settings)
     if "--beat" in sys.argv[1:]:
         app.steps["worker"].add(ReconcilerStep)
