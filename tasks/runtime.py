@@ -13,6 +13,7 @@ runs in a thread of its own and each task's thread hands its coroutine to it and
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import threading
@@ -97,7 +98,9 @@ class WorkerRuntime:
         """Make the model's client and load the modules of its chat API now, before
         tasks come: in a fresh process on a busy machine they took seconds of the loop
         under the first task, time in which its claim was not renewed."""
-        self._openai_client().chat.completions  # noqa: B018 (loads them)
+        importlib.import_module("openai.resources.chat.completions")
+        if self.settings.openai_api_key is not None:
+            self._openai_client()
 
     async def write(
         self, change: Callable[[asyncpg.Connection], Awaitable[TaskChange | None]]
