@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import socket
 import uuid
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
 from kombu.exceptions import OperationalError
 
 from persistence.models import TaskKind
@@ -26,6 +27,13 @@ from tasks.execution import Work, run_task
 from tasks.reconciler import LostWorkerRequest, ReconcilerStep
 from tasks.runtime import close_runtime, get_runtime
 from tasks.sweeper import sweep_stale_tasks
+from tasks.text_worker import (
+    TEXT_QUEUE,
+    TextWorker,
+    held_tasks,
+    serve_text_only,
+    text_worker_step,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +57,9 @@ def _work_for(kind: TaskKind) -> Work:
 def _register(app: Celery, kind: TaskKind, settings: Settings) -> None:
     def run(task_id: str) -> None:
         runtime = get_runtime()
-        runtime.run(run_task(runtime, uuid.UUID(task_id), app, _work_for(kind)))
+        held = held_tasks() if kind == TaskKind.TEXT_GENERATION else None
+        with held.hold(uuid.UUID(task_id)) if held else contextlib.nullcontext():
+            runtime.run(run_task(runtime, uuid.UUID(task_id), app, _work_for(kind)))
 
     run.__doc__ = f"Run a {kind.value} task (idempotent: see run_task)."
     app.task(
@@ -82,7 +92,10 @@ def _freeze_inherited_objects(**_: object) -> None:
 
 
 @worker_process_shutdown.connect
+@worker_shutdown.connect
 def _close_runtime(**_: object) -> None:
+    # A pool process's runtime when it ends; the text worker's (which runs its tasks in
+    # its main process) when the worker ends. close_runtime leaves a parent's alone.
     close_runtime()
 
 
@@ -98,6 +111,12 @@ def check_queues(queues: list[str]) -> None:
             f"Unknown queue {', '.join(unknown) or '(none given)'}; the queues are "
             f"{', '.join(all_queues())}."
         )
+
+
+def celery_workers(queues: list[str]) -> int:
+    """How many Celery workers `aitasks worker --queues` with these queues runs: the text
+    worker is one of its own beside the prefork worker of the other queues."""
+    return 1 + (TEXT_QUEUE in queues and any(queue != TEXT_QUEUE for queue in queues))
 
 
 def ping_local_workers(settings: Settings, timeout: float) -> list[str]:
@@ -190,10 +209,28 @@ def start_worker(
 ) -> None:
     """Run a Celery worker in this process until it is told to stop; with `beat`, its
     main process also runs the sweeps and reconciles after outages (tasks/reconciler.py)
-    in place of Celery's beat."""
+    in place of Celery's beat. The text queue goes to a text worker (tasks/text_worker.py)
+    that this process starts and watches; the other queues to this process's prefork pool."""
     queues = queues or all_queues()
     check_queues(queues)
     app = create_worker_app(settings)
+    others = [queue for queue in queues if queue != TEXT_QUEUE]
+    if not others:
+        serve_text_only(settings, app, beat=beat, quiet=quiet)
+        return
     if beat:
         app.steps["worker"].add(ReconcilerStep)
-    app.worker_main(worker_argv(queues, concurrency=concurrency, quiet=quiet))
+    if concurrency is None and others == [MAINTENANCE_QUEUE]:
+        # Sweeps are short and one at a time: a pool process per core would only idle.
+        concurrency = 1
+    if TEXT_QUEUE not in queues:
+        app.worker_main(worker_argv(others, concurrency=concurrency, quiet=quiet))
+        return
+    # Started before this worker, not by it: the two start side by side.
+    text_worker = TextWorker(settings, app, beat=False, quiet=quiet)
+    text_worker.start()
+    try:
+        app.steps["worker"].add(text_worker_step(text_worker))
+        app.worker_main(worker_argv(others, concurrency=concurrency, quiet=quiet))
+    finally:
+        text_worker.stop()

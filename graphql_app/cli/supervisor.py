@@ -166,16 +166,20 @@ class Children:
             child.process.wait()
 
 
-def _spawn_workers(children: Children) -> list[Child]:
+def _spawn_workers(children: Children) -> int:
     """A worker per kind of task, so that a flood of one kind never holds up another;
-    the text worker also runs the sweeper and its schedule."""
-    workers = []
+    the text worker also runs the sweeper and its schedule. Returns how many Celery
+    workers will answer a ping (the text worker's queues take two: tasks/text_worker.py)."""
+    from tasks.worker import celery_workers
+
+    answering = 0
     for kind, queue in QUEUES.items():
         queues = [queue, MAINTENANCE_QUEUE] if kind == TaskKind.TEXT_GENERATION else [queue]
         beat = "--beat" if kind == TaskKind.TEXT_GENERATION else "--no-beat"
         command = ("worker", "--queues", ",".join(queues), beat, "--quiet")
-        workers.append(children.spawn(f"{queue} worker", *command))
-    return workers
+        children.spawn(f"{queue} worker", *command)
+        answering += celery_workers(queues)
+    return answering
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -306,7 +310,7 @@ def _serve(settings: Settings, children: Children, signals: Signals, *, flower: 
             api = children.spawn("API", "api")
             if flower:
                 children.spawn("Flower", "flower", "--port", str(FLOWER_PORT))
-            _wait_until_ready(settings, children, api, len(workers), signals)
+            _wait_until_ready(settings, children, api, workers, signals)
             _announce(settings, database_url, redis_url)
             _banner(settings, key)
             if flower:

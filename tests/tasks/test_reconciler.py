@@ -32,13 +32,14 @@ RECOVERY_SECONDS = 30.0 + DEMO_SECONDS
 
 
 def pool_pids(stack: Stack) -> list[int]:
-    """The pids of the worker's pool processes, as Celery reports them."""
+    """The pids of the worker's pool processes, as Celery reports them (the text
+    worker's threads pool has none)."""
     app = create_celery_app(Settings(_env_file=None), stack.redis_url)  # type: ignore[call-arg]
     try:
         stats = app.control.inspect(timeout=2).stats() or {}
     finally:
         app.close()
-    return [pid for worker in stats.values() for pid in worker["pool"]["processes"]]
+    return [pid for worker in stats.values() for pid in worker["pool"].get("processes", [])]
 
 
 def kill_children(worker: Process) -> None:

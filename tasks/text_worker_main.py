@@ -1,0 +1,38 @@
+"""The text worker's process: what `aitasks worker` starts as its child to run text tasks
+side by side (tasks/text_worker.py has how the parent watches it). Apart from
+tasks/text_worker.py, which the worker's main process imports, because this module
+builds on the whole worker (tasks/worker.py) and that one imports the watching part.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from persistence.settings import Settings, get_settings
+from tasks.reconciler import ReconcilerStep
+from tasks.runtime import get_runtime, use_threaded_runtime
+from tasks.text_worker import TEXT_QUEUE, exit_with_parent, pool_size
+from tasks.worker import create_worker_app, worker_argv
+
+
+def text_worker_argv(settings: Settings, *, quiet: bool) -> list[str]:
+    """`celery worker`'s command line for the text worker."""
+    argv = worker_argv([TEXT_QUEUE], concurrency=settings.text_slots_per_process, quiet=quiet)
+    return [*argv, "--pool", "threads"]
+
+
+def main() -> None:
+    """The child: `python -m tasks.text_worker_main [--beat] [--quiet]`, settings from the
+    environment the parent passed."""
+    exit_with_parent()
+    settings = get_settings()
+    use_threaded_runtime(pool_size(settings.text_slots_per_process))
+    get_runtime().warm_up()
+    app = create_worker_app(settings)
+    if "--beat" in sys.argv[1:]:
+        app.steps["worker"].add(ReconcilerStep)
+    app.worker_main(text_worker_argv(settings, quiet="--quiet" in sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
