@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -38,6 +39,9 @@ CREATE_TIMEOUT_SECONDS = 10.0
 # the backlog's own time, which the case adds.
 RECOVERY_SECONDS = 30.0
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
+# Where to copy every API and worker log of a run before its directory goes, to look into
+# a case that failed (`AITASKS_FAULTS_KEEP_LOGS=DIR make faults`); unset, nothing is kept.
+KEEP_LOGS_ENV = "AITASKS_FAULTS_KEEP_LOGS"
 # The worker's pool processes in every case.
 CONCURRENCY = 2
 
@@ -245,7 +249,20 @@ def bench() -> Iterator[Bench]:
         yield made
     finally:
         made.close()
+        keep_logs(workdir)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def keep_logs(workdir: Path) -> None:
+    """Copy the run's process logs to the directory named by KEEP_LOGS_ENV, if set."""
+    target = os.environ.get(KEEP_LOGS_ENV)
+    if not target:
+        return
+    kept = Path(target) / workdir.name
+    kept.mkdir(parents=True, exist_ok=True)
+    for log in workdir.glob("*.log"):
+        shutil.copy2(log, kept / log.name)
+    print(f"faults: the run's logs are in {kept}")
 
 
 def backlog_seconds(database_url: str) -> float:
