@@ -1,91 +1,25 @@
-"""Logs: one JSON object per line in production, readable lines in development.
-
-Every line carries the request id of the HTTP request it belongs to, and lines about a
-task carry its `task_id` (pass it as `extra={"task_id": ...}`). Prompts, results and API
-keys are never logged at INFO.
+"""One log line per HTTP request, and the request id every line written while serving it
+carries (the format itself, JSON or readable, is tasks/logs.py's, shared by every
+process). Prompts, results and API keys are never logged at INFO.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import sys
 import time
 import uuid
 from typing import Any
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tasks.request_info import CURRENT_REQUEST, RequestInfo
 
-# Attributes every LogRecord has; anything else on a record came in through `extra`.
-# uvicorn adds `color_message`, the message with terminal colour codes: never wanted here.
-STANDARD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
-    "message",
-    "asctime",
-    "color_message",
-}
 # A request id a client sends is kept only if it looks like one.
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 REQUEST_ID_HEADER = b"x-request-id"
 
 logger = logging.getLogger("aitasks.requests")
-
-
-class _WithRequestId(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        request = CURRENT_REQUEST.get()
-        if request is not None and not hasattr(record, "request_id"):
-            record.request_id = request.request_id
-        return True
-
-
-def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {key: value for key, value in vars(record).items() if key not in STANDARD_ATTRIBUTES}
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            **_extras(record),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
-
-
-class TextFormatter(logging.Formatter):
-    """The readable form: the message, then its extras as key=value."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        extras = " ".join(f"{key}={value}" for key, value in _extras(record).items())
-        return f"{line} [{extras}]" if extras else line
-
-
-def configure(json_lines: bool, level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_WithRequestId())
-    if json_lines:
-        handler.setFormatter(JsonFormatter())
-        handler.formatter.converter = time.gmtime  # type: ignore[union-attr]
-    else:
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # These narrate every step at INFO: pgserver's commands with their whole output,
-    # alembic's plugin set-up, each health-check request; uvicorn's access log is
-    # replaced by RequestLog's one line per request.
-    # alembic's each migration step (the commands say "migrating" themselves).
-    chatty_loggers = ("pgserver", "alembic.runtime", "httpx", "uvicorn.access")
-    for chatty in chatty_loggers:
-        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 def _request_id(scope: Scope) -> str:

@@ -6,9 +6,14 @@ builds on the whole worker (tasks/worker.py) and that one imports the watching p
 
 from __future__ import annotations
 
+import logging
 import sys
+import warnings
+
+from celery.exceptions import SecurityWarning
 
 from persistence.settings import Settings, get_settings
+from tasks import logs
 from tasks.reconciler import ReconcilerStep
 from tasks.runtime import get_runtime, use_threaded_runtime
 from tasks.text_worker import TEXT_QUEUE, exit_with_parent, pool_size
@@ -26,12 +31,19 @@ def main() -> None:
     environment the parent passed."""
     exit_with_parent()
     settings = get_settings()
+    quiet = "--quiet" in sys.argv[1:]
+    # A fresh interpreter: its lines take the same form as its parent's (`aitasks worker`).
+    logs.configure(settings.json_logs, level=logging.WARNING if quiet else logging.INFO)
+    if quiet:
+        # As its parent under `aitasks run`: Celery's warning about running as root would
+        # be repeated on every start, with nothing a developer can change.
+        warnings.filterwarnings("ignore", category=SecurityWarning)
     use_threaded_runtime(pool_size(settings.text_slots_per_process))
     get_runtime().warm_up()
     app = create_worker_app(settings)
     if "--beat" in sys.argv[1:]:
         app.steps["worker"].add(ReconcilerStep)
-    app.worker_main(text_worker_argv(settings, quiet="--quiet" in sys.argv[1:]))
+    app.worker_main(text_worker_argv(settings, quiet=quiet))
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def _service_settings() -> Settings:
 def _configure_logging(quiet: bool) -> None:
     import logging
 
-    from graphql_app import logs
+    from tasks import logs
 
     try:
         json_lines = get_settings().json_logs

@@ -52,8 +52,8 @@ def create_app_from_environment() -> FastAPI:
     ran no `aitasks` command, so logging is set up here as the command sets it up;
     otherwise a library's handler (rich's) formats every request line, at three times
     the API's CPU per request."""
-    from graphql_app import logs
     from graphql_app.http.app import create_app
+    from tasks import logs
 
     settings = get_settings()
     logs.configure(settings.json_logs)

@@ -83,4 +83,8 @@ def test_inspect_summarises_queues_and_workers(stack: Stack) -> None:
     assert finished.returncode == 0, finished.stderr
     for queue in ("text_generation", "image_processing", "data_analysis", "maintenance"):
         assert queue in finished.stdout
-    assert "workers (1 answered" in finished.stdout
+    # One `aitasks worker`: its prefork node (images, data, maintenance) and its text worker,
+    # a Celery node of its own.
+    assert "workers (2 answered" in finished.stdout
+    assert "text_generation@" in finished.stdout
+    assert "image_processing+data_analysis+maintenance@" in finished.stdout
