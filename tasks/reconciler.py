@@ -192,33 +192,39 @@ class ReconcilerStep(bootsteps.StartStopStep):
                     runtime.close()
 
 
-async def _release(settings: Settings, task_id: uuid.UUID) -> bool:
+async def _release(settings: Settings, task_ids: list[uuid.UUID]) -> list[uuid.UUID]:
     database_url, _ = settings.require_services()
     engine = create_engine(database_url, "aitasks-worker-main", pooled=False)
     _, arguments = engine.dialect.create_connect_args(engine.url)
     connection = await asyncpg.connect(**arguments, timeout=RELEASE_TIMEOUT_SECONDS)
     try:
-        return await task_writes.release_lease(connection, task_id)
+        return [
+            task_id for task_id in task_ids if await task_writes.release_lease(connection, task_id)
+        ]
     finally:
         await connection.close()
         await engine.dispose()
 
 
-def release_lost_task(settings: Settings, task_id: uuid.UUID) -> None:
-    """End the lease of the task a dead pool process held, so it is claimed again at once."""
+def release_lost_tasks(settings: Settings, task_ids: list[uuid.UUID]) -> None:
+    """End the leases of the tasks a dead worker process held (one connection for all), so
+    they are claimed again at once."""
+    if not task_ids:
+        return
     try:
         released = asyncio.run(
-            asyncio.wait_for(_release(settings, task_id), RELEASE_TIMEOUT_SECONDS * 2)
+            asyncio.wait_for(_release(settings, task_ids), RELEASE_TIMEOUT_SECONDS * 2)
         )
     except Exception as error:
-        logger.warning(
-            "task %s: its worker process died and its lease could not be ended (%s); it is "
-            "taken up when the lease runs out",
-            task_id,
-            error,
-        )
+        for task_id in task_ids:
+            logger.warning(
+                "task %s: its worker process died and its lease could not be ended (%s); "
+                "it is taken up when the lease runs out",
+                task_id,
+                error,
+            )
         return
-    if released:
+    for task_id in released:
         logger.warning("task %s: its worker process died; it is sent to another", task_id)
 
 
@@ -234,5 +240,5 @@ class LostWorkerRequest(Request):  # type: ignore[misc]
             error = error.exc
         if isinstance(error, WorkerLostError) and self.args:
             with contextlib.suppress(ValueError):
-                release_lost_task(get_settings(), uuid.UUID(str(self.args[0])))
+                release_lost_tasks(get_settings(), [uuid.UUID(str(self.args[0]))])
         super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)

@@ -154,15 +154,14 @@ class TextWorker:
     def recover(self) -> None:
         """Free the tasks the dead child held and send them again, as the prefork pool's
         main process does for a dead pool process (tasks/reconciler.py)."""
-        from tasks.reconciler import release_lost_task
+        from tasks.reconciler import release_lost_tasks
         from tasks.runtime import WorkerRuntime
         from tasks.sweeper import resend_stale_tasks
 
         task_ids = self.held.taken()
-        for task_id in task_ids:
-            release_lost_task(self.settings, task_id)
         if not task_ids:
             return
+        release_lost_tasks(self.settings, task_ids)
         try:
             runtime = WorkerRuntime(self.settings)
         except Exception as error:

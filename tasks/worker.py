@@ -55,11 +55,14 @@ def _work_for(kind: TaskKind) -> Work:
 
 
 def _register(app: Celery, kind: TaskKind, settings: Settings) -> None:
+    # Set only in a text worker under its parent (the app is made after its environment).
+    held = held_tasks() if kind == TaskKind.TEXT_GENERATION else None
+
     def run(task_id: str) -> None:
         runtime = get_runtime()
-        held = held_tasks() if kind == TaskKind.TEXT_GENERATION else None
-        with held.hold(uuid.UUID(task_id)) if held else contextlib.nullcontext():
-            runtime.run(run_task(runtime, uuid.UUID(task_id), app, _work_for(kind)))
+        task_uuid = uuid.UUID(task_id)
+        with held.hold(task_uuid) if held else contextlib.nullcontext():
+            runtime.run(run_task(runtime, task_uuid, app, _work_for(kind)))
 
     run.__doc__ = f"Run a {kind.value} task (idempotent: see run_task)."
     app.task(
