@@ -201,6 +201,15 @@ class _SubResponse(Response):
     graphql_response = False
 
 
+def _request_error(error: HTTPException, accept: str) -> Response:
+    """A request GraphQL could not run (no operation by that name, a method or media type
+    not served, an unreadable body), answered as GraphQL errors in JSON with its status,
+    not Strawberry's plain text: GraphiQL, Apollo and gql all read `errors`."""
+    body = {"errors": [{"message": error.reason, "extensions": {"code": "BAD_REQUEST"}}]}
+    media_type = GRAPHQL_RESPONSE_JSON if _prefers_graphql_response(accept) else "application/json"
+    return Response(orjson.dumps(body), status_code=error.status_code, media_type=media_type)
+
+
 def _too_large(size: int, limit: int) -> dict[str, Any]:
     """The answer sent instead of one over AITASKS_RESPONSE_MAX_BYTES."""
     error = {
@@ -380,6 +389,19 @@ class GraphQLApp(GraphQL[Context, None]):
         result = await self._prepared.execute(prepared, variables, context)
         await self.create_response(result, sub_response)(scope, receive, send)
         return True
+
+    async def run(  # type: ignore[override]
+        self,
+        request: Request | WebSocket,
+        context: Context | UnsetType = UNSET,
+        root_value: None | UnsetType = UNSET,
+    ) -> Response | WebSocket:
+        try:
+            return await super().run(request, context, root_value)  # type: ignore[arg-type]
+        except HTTPException as error:
+            if isinstance(request, WebSocket):
+                raise
+            return _request_error(error, request.headers.get("accept", ""))
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         sub_response = _SubResponse()

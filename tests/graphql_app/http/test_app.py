@@ -130,6 +130,34 @@ def test_a_batch_of_operations_is_refused(stack: Stack) -> None:
     assert count_tasks(stack.database_url) == before
 
 
+def test_an_operation_name_not_in_the_document_is_a_graphql_error(stack: Stack) -> None:
+    operation = {"query": "query Mine { __typename }", "operationName": "Theirs"}
+
+    response = httpx.post(stack.graphql_url, json=operation)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/json")
+    [error] = response.json()["errors"]
+    assert error["message"] == 'Unknown operation named "Theirs".'
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+
+
+def test_a_mutation_over_get_is_refused_as_a_graphql_error(stack: Stack) -> None:
+    before = count_tasks(stack.database_url)
+    mutation = 'mutation { createTask(input: {prompt: "by GET"}) { __typename } }'
+
+    response = httpx.get(
+        stack.graphql_url,
+        params={"query": mutation},
+        headers={"accept": "application/graphql-response+json"},
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/graphql-response+json")
+    assert "mutations are not allowed" in response.json()["errors"][0]["message"].lower()
+    assert count_tasks(stack.database_url) == before
+
+
 # What a client must never see: Python's own words for what went wrong.
 EXCEPTION_MARKERS = ("Error(", "Traceback", 'File "/', "site-packages", "object has no attribute")
 # Far deeper than any real document: the JSON parser's own recursion gives out first.
