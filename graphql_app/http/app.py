@@ -394,7 +394,7 @@ class GraphQLApp(GraphQL[Context, None]):
         self,
         request: Request | WebSocket,
         context: Context | UnsetType = UNSET,
-        root_value: None | UnsetType = UNSET,
+        root_value: UnsetType | None = UNSET,
     ) -> Response | WebSocket:
         try:
             return await super().run(request, context, root_value)  # type: ignore[arg-type]
