@@ -17,8 +17,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    all_,
     and_,
+    bindparam,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -29,7 +32,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import (
@@ -324,15 +328,36 @@ async def take_due_tasks(session: AsyncSession, *, within_seconds: float, limit:
     return list((await session.execute(statement)).scalars().all())
 
 
+def _stale_pending(pending_for_seconds: float) -> Any:
+    """PENDING and due, and not sent for `pending_for_seconds`."""
+    waited_long = func.now() - timedelta(seconds=pending_for_seconds)
+    return and_(Task.status == TaskStatus.PENDING, Task.enqueued_at < waited_long, _due())
+
+
+async def kinds_with_stale_pending(
+    session: AsyncSession, *, pending_for_seconds: float
+) -> set[TaskKind]:
+    """The kinds that have a due PENDING task not sent for `pending_for_seconds`: one
+    EXISTS per kind, each stopping at its first such task."""
+    kinds = list(TaskKind)
+    found = select(
+        *(exists().where(Task.kind == kind, _stale_pending(pending_for_seconds)) for kind in kinds)
+    )
+    row = (await session.execute(found)).one()
+    return {kind for kind, stale in zip(kinds, row, strict=True) if stale}
+
+
 async def take_stale_tasks(
     session: AsyncSession,
     *,
     pending_for_seconds: float,
     limit: int,
     kinds: Collection[TaskKind] | None = None,
+    excluding: Collection[uuid.UUID] = (),
 ) -> list[Task]:
     """Tasks whose message may be lost: PENDING too long, or held by a dead worker; only
-    those of `kinds`, when given.
+    those of `kinds`, when given, and none of `excluding` (tasks whose message was seen
+    waiting in the broker).
 
     Marks them enqueued now, so the next sweep leaves them alone for another interval, and
     skips rows another sweeper has locked, so two sweepers never send the same task twice.
@@ -342,8 +367,12 @@ async def take_stale_tasks(
         select(Task.id)
         .where(
             Task.kind.in_(list(kinds)) if kinds is not None else true(),
+            # One array parameter however many ids: `id != ALL(:ids)`.
+            Task.id != all_(bindparam("excluding", list(excluding), type_=ARRAY(PG_UUID)))
+            if excluding
+            else true(),
             or_(
-                and_(Task.status == TaskStatus.PENDING, Task.enqueued_at < waited_long, _due()),
+                _stale_pending(pending_for_seconds),
                 # A dead worker's task goes out at once when its lease runs out, then again
                 # each interval, like a PENDING one, until a worker claims it.
                 and_(

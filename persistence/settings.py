@@ -165,10 +165,15 @@ class Settings(BaseSettings):
     # PostgreSQL this often, so that it reconciles within seconds of an outage's end
     # (see tasks/reconciler.py): one INFO, one LLEN per queue and priority, and a query.
     reconcile_check_seconds: float = Field(default=2.0, gt=0)
-    # A due PENDING task not sent for this long, while its kind's queue is empty (Redis
-    # came back empty, or the API died between its commit and its send), is sent again;
-    # long enough for a create's own send to land first.
+    # A due PENDING task not sent for this long whose message is in no queue and held by
+    # no worker (Redis came back empty, the API died between its commit and its send, a
+    # message was lost) is sent again; long enough for a create's own send to land first.
     pending_orphan_seconds: float = Field(default=5.0, gt=0)
+    # The most queued messages the reconciler reads per check to learn which tasks wait
+    # in the broker (a kind whose queues hold more is left to the requeue timer): about
+    # 1 KB each, every `reconcile_check_seconds`. 0 reads none: only a kind whose queues
+    # are empty has its stale PENDING tasks sent again at once.
+    reconcile_scan_max_messages: int = Field(default=2_000, ge=0)
     # While PostgreSQL or Redis is unreachable, requests are answered 503 with this
     # Retry-After: about how long a restart or a failover takes.
     outage_retry_after_seconds: int = Field(default=5, ge=1)

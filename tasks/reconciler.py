@@ -6,10 +6,12 @@ its send, a worker process died with its task) the task would wait for a timer. 
 module closes that gap within seconds:
 
 - a thread in the worker's main process looks at both servers every
-  `reconcile_check_seconds`: when Redis has a new `run_id` (it restarted), either server
-  has come back, or a kind's queue is empty while PostgreSQL has tasks of that kind that
-  have waited `pending_orphan_seconds`, it sends those tasks again at once; and every
-  `sweep_interval_seconds` it runs the full sweep (tasks/sweeper.py).
+  `reconcile_check_seconds`: when Redis has a new `run_id` (it restarted) or either
+  server has come back, it sends every PENDING task again at once; when PostgreSQL has
+  PENDING tasks that have waited `pending_orphan_seconds`, it reads which tasks the
+  queues and the workers' reserved messages hold (`waiting_task_ids`) and sends again
+  those in neither, busy queues or not; and every `sweep_interval_seconds` it runs the
+  full sweep (tasks/sweeper.py).
 - when a pool process dies under a task (SIGKILL, the OOM killer), the main process ends
   that task's lease before Celery puts its message back, so the redelivery claims it.
 
@@ -23,19 +25,23 @@ A task sent twice is harmless: the second delivery finds it taken and does nothi
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import orjson
 from billiard.einfo import ExceptionWithTraceback
 from billiard.exceptions import WorkerLostError
 from celery import Celery, bootsteps
 from celery.worker.request import Request
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from persistence import repository, task_writes
@@ -54,6 +60,11 @@ logger = logging.getLogger(__name__)
 RELEASE_TIMEOUT_SECONDS = 2.0
 # How long stopping the worker waits for a reconcile under way.
 STOP_TIMEOUT_SECONDS = 10.0
+# kombu's Redis transport keeps each message a worker has taken and not yet acknowledged
+# in this hash (delivery tag -> [message, exchange, routing key]), and when it was taken
+# in this sorted set (delivery tag -> Unix time).
+UNACKED_KEY = "unacked"
+UNACKED_INDEX_KEY = "unacked_index"
 
 
 def queue_keys(kind: TaskKind) -> list[str]:
@@ -62,30 +73,106 @@ def queue_keys(kind: TaskKind) -> list[str]:
     return [f"{queue}{PRIORITY_SEPARATOR}{step}" if step else queue for step in PRIORITY_STEPS]
 
 
+def queued_of(queued: Mapping[str, int], kind: TaskKind) -> int:
+    """How many of a kind's messages `queued` (messages per queue list) counts."""
+    return sum(queued.get(key, 0) for key in queue_keys(kind))
+
+
 @dataclass(frozen=True)
 class Observation:
     """What one look at the servers saw."""
 
     redis_run_id: str | None  # None: Redis did not answer
-    empty_kinds: frozenset[TaskKind] = frozenset()
+    # How many messages each queue list held (see `queue_keys`).
+    queued: Mapping[str, int] = field(default_factory=dict)
     database_up: bool = False
 
+    @property
+    def empty_kinds(self) -> frozenset[TaskKind]:
+        return frozenset(kind for kind in TASK_NAMES if queued_of(self.queued, kind) == 0)
 
-async def _look_at_redis(runtime: WorkerRuntime) -> tuple[str | None, frozenset[TaskKind]]:
+
+async def _look_at_redis(runtime: WorkerRuntime) -> tuple[str | None, dict[str, int]]:
+    keys = [key for kind in TASK_NAMES for key in queue_keys(kind)]
     try:
         info = await runtime.redis.info("server")
         async with runtime.redis.pipeline(transaction=False) as pipeline:
-            for kind in TASK_NAMES:
-                for key in queue_keys(kind):
-                    pipeline.llen(key)
-            lengths = iter(await pipeline.execute())
+            for key in keys:
+                pipeline.llen(key)
+            lengths = await pipeline.execute()
     except (RedisError, OSError) as error:
         logger.warning("reconciler: Redis does not answer (%s)", error)
-        return None, frozenset()
-    empty = frozenset(
-        kind for kind in TASK_NAMES if sum(next(lengths) for _ in queue_keys(kind)) == 0
-    )
-    return str(info.get("run_id", "")), empty
+        return None, {}
+    return str(info.get("run_id", "")), dict(zip(keys, lengths, strict=True))
+
+
+def message_task_id(raw: bytes | str) -> uuid.UUID | None:
+    """The task a broker message runs (its first argument), from a queue's entry or an
+    unacked one; None for anything else."""
+    try:
+        message = orjson.loads(raw)
+        if isinstance(message, list):  # an unacked entry: [message, exchange, routing key]
+            message = message[0]
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = orjson.loads(body)[0]
+        return uuid.UUID(str(args[0]))
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What the broker holds for the kinds looked at."""
+
+    # The kinds whose queues were read whole (a kind with more queued than the scan's
+    # bound is not).
+    kinds: frozenset[TaskKind]
+    # The tasks with a message in those queues or recently taken by a worker.
+    task_ids: frozenset[uuid.UUID]
+
+
+async def waiting_task_ids(
+    redis: Redis,
+    kinds: Collection[TaskKind],
+    queued: Mapping[str, int],
+    *,
+    max_messages: int,
+    reserved_within: float,
+) -> Waiting:
+    """Read, in one MULTI, the queued messages of `kinds` (as many as `queued` counted
+    in each list, no more than `max_messages` in all) and the workers' messages taken
+    within `reserved_within` seconds; then those messages themselves.
+
+    Only the oldest messages, those counted, are read (kombu pushes on the left and
+    takes from the right): one pushed since then is for a task that was just sent, not
+    one that waited. A message taken longer ago and not acknowledged is of a task that
+    is running (not PENDING), due to run later, or held by a worker that died, whose
+    message Redis would hand out only after the visibility timeout.
+    """
+    budget = max_messages
+    reads: list[tuple[str, int]] = []
+    scanned = set()
+    # The least busy first, so that one long queue does not use up the bound.
+    for kind in sorted(kinds, key=lambda kind: queued_of(queued, kind)):
+        counts = [(key, queued.get(key, 0)) for key in queue_keys(kind)]
+        total = sum(count for _, count in counts)
+        if total > budget:
+            continue
+        budget -= total
+        scanned.add(kind)
+        reads += [(key, count) for key, count in counts if count]
+    async with redis.pipeline(transaction=True) as pipeline:
+        for key, count in reads:
+            pipeline.lrange(key, -count, -1)
+        pipeline.zrangebyscore(UNACKED_INDEX_KEY, time.time() - reserved_within, "+inf")
+        *lists, tags = await pipeline.execute()
+    messages = [message for found in lists for message in found]
+    if tags:
+        messages += [found for found in await redis.hmget(UNACKED_KEY, tags) if found]
+    found = (message_task_id(message) for message in messages)
+    return Waiting(frozenset(scanned), frozenset(task_id for task_id in found if task_id))
 
 
 async def _database_answers(runtime: WorkerRuntime) -> bool:
@@ -99,10 +186,17 @@ async def _database_answers(runtime: WorkerRuntime) -> bool:
 
 
 async def observe(runtime: WorkerRuntime) -> Observation:
-    (run_id, empty), database_up = await asyncio.gather(
+    (run_id, queued), database_up = await asyncio.gather(
         _look_at_redis(runtime), _database_answers(runtime)
     )
-    return Observation(run_id, empty, database_up)
+    return Observation(run_id, queued, database_up)
+
+
+async def _stale_pending_kinds(runtime: WorkerRuntime) -> set[TaskKind]:
+    async with runtime.sessionmaker() as session:
+        return await repository.kinds_with_stale_pending(
+            session, pending_for_seconds=runtime.settings.pending_orphan_seconds
+        )
 
 
 @dataclass
@@ -137,13 +231,8 @@ class Reconciler:
         if reason:
             logger.warning("reconciling at once: %s", reason)
             resend_stale_tasks(runtime, self.celery_app, pending_for_seconds=0)
-        elif seen.empty_kinds:
-            resend_stale_tasks(
-                runtime,
-                self.celery_app,
-                pending_for_seconds=self.settings.pending_orphan_seconds,
-                kinds=seen.empty_kinds,
-            )
+        else:
+            self.send_orphans(runtime, seen)
         now = time.monotonic()
         if now >= self._next_sweep:
             self._next_sweep = now + self.settings.sweep_interval_seconds
@@ -151,6 +240,37 @@ class Reconciler:
         elif len(seen.empty_kinds) < len(TASK_NAMES):
             # Tasks of dead workers, of the kinds whose queues are busy.
             resend_stale_tasks(runtime, self.celery_app)
+
+    def send_orphans(self, runtime: WorkerRuntime, seen: Observation) -> None:
+        """Send again the PENDING tasks, not sent for `pending_orphan_seconds`, whose
+        message is in no queue and taken by no worker: lost with Redis, never sent by an
+        API that died, or lost in a busy queue (which the requeue timer would find only
+        after `pending_requeue_seconds`)."""
+        settings = self.settings
+        kinds: Collection[TaskKind] = seen.empty_kinds
+        waiting: Collection[uuid.UUID] = ()
+        if settings.reconcile_scan_max_messages:
+            stale = runtime.run(_stale_pending_kinds(runtime))
+            if not stale:
+                return
+            scan = runtime.run(
+                waiting_task_ids(
+                    runtime.redis,
+                    stale,
+                    seen.queued,
+                    max_messages=settings.reconcile_scan_max_messages,
+                    reserved_within=settings.pending_orphan_seconds,
+                )
+            )
+            kinds, waiting = scan.kinds, scan.task_ids
+        if kinds:
+            resend_stale_tasks(
+                runtime,
+                self.celery_app,
+                pending_for_seconds=settings.pending_orphan_seconds,
+                kinds=kinds,
+                excluding=waiting,
+            )
 
 
 class ReconcilerStep(bootsteps.StartStopStep):

@@ -5,6 +5,7 @@ to its retention bound."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -37,6 +38,7 @@ async def _take_stale(
     runtime: WorkerRuntime,
     pending_for_seconds: float | None = None,
     kinds: Collection[TaskKind] | None = None,
+    excluding: Collection[uuid.UUID] = (),
 ) -> list[Task]:
     settings = runtime.settings
     if pending_for_seconds is None:
@@ -52,7 +54,11 @@ async def _take_stale(
         for change in failed + cancelled:
             uow.after_commit(partial(publish, runtime.redis, change.event))
         stale = await repository.take_stale_tasks(
-            uow.session, pending_for_seconds=pending_for_seconds, limit=SWEEP_BATCH, kinds=kinds
+            uow.session,
+            pending_for_seconds=pending_for_seconds,
+            limit=SWEEP_BATCH,
+            kinds=kinds,
+            excluding=excluding,
         )
     if failed:
         logger.warning("%d task(s) failed after losing their worker too often", len(failed))
@@ -115,11 +121,13 @@ def resend_stale_tasks(
     celery_app: Celery,
     pending_for_seconds: float | None = None,
     kinds: Collection[TaskKind] | None = None,
+    excluding: Collection[uuid.UUID] = (),
 ) -> int:
     """Send again the tasks of dead workers, and the PENDING tasks (of `kinds`, if given)
-    not sent for `pending_for_seconds` (AITASKS_PENDING_REQUEUE_SECONDS if not given);
-    return how many went out."""
-    stale = runtime.run(_take_stale(runtime, pending_for_seconds, kinds))
+    not sent for `pending_for_seconds` (AITASKS_PENDING_REQUEUE_SECONDS if not given),
+    leaving out `excluding` (tasks whose message is known to wait); return how many went
+    out."""
+    stale = runtime.run(_take_stale(runtime, pending_for_seconds, kinds, excluding))
     sent = _send_or_put_back(runtime, celery_app, stale)
     if sent:
         logger.warning("re-sent %d task(s) whose message or worker was lost", sent)

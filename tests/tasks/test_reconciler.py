@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import httpx
 import psutil
 import pytest
 
+from persistence.models import TaskPriority
 from persistence.settings import Settings
 from tasks.celery_app import create_celery_app
 from tests.fixtures.graphql import create_task, get_task
@@ -29,6 +31,10 @@ from tests.fixtures.tasks import insert_pending_task, logged_events, read_task
 DEMO_SECONDS = 4.0
 # The bound the issue sets for a task to end after its worker died, plus the task itself.
 RECOVERY_SECONDS = 30.0 + DEMO_SECONDS
+# Seconds per task in the busy-queue test: 6 tasks on 2 pool processes keep the queue
+# busy for two rounds of them, far longer than the reconciler needs to notice a lost message.
+BUSY_DEMO_SECONDS = 8.0
+BUSY_TASKS = 6
 
 
 def pool_pids(stack: Stack) -> list[int]:
@@ -134,6 +140,41 @@ def test_a_task_committed_by_an_api_killed_before_its_send_starts_within_seconds
     )
     assert time.monotonic() - crashed_at < 30
     assert completions(stack, task_id) == 1
+
+
+def test_a_task_without_a_message_is_sent_again_while_its_queue_is_busy(
+    make_stack: Callable[..., Stack],
+) -> None:
+    # Two text tasks at a time, so that the others wait in the queue.
+    stack = make_stack(
+        AITASKS_DEMO_DURATION_SECONDS=str(BUSY_DEMO_SECONDS), AITASKS_TEXT_SLOTS_PER_PROCESS="2"
+    )
+    worker = stack.start_worker()
+    stack.start_api()
+    # After the reconciler's first look, which sends every PENDING task at start-up.
+    wait_until(lambda: "the worker started" in worker.log(), 30, "the reconciler to start")
+    busy = [create_task(stack, prompt=f"Busy #{number}")["id"] for number in range(BUSY_TASKS)]
+    wait_until(lambda: started(stack, busy[1], 0.0), 30, "the first tasks to run")
+
+    # Lost while the queue holds the other tasks' messages; HIGH, so once sent again it
+    # runs next, ahead of them.
+    orphan = insert_pending_task(
+        stack.database_url, "Lost in a busy queue", priority=TaskPriority.HIGH
+    )
+    wait_until(
+        lambda: read_task(stack.database_url, str(orphan.id)).status.value == "COMPLETED",
+        60,
+        "the lost task to be sent again and complete",
+    )
+
+    # It ran before the queue had emptied: sent again while the queue was busy, not
+    # once it was empty (the old rule) nor after the 300 s requeue timer.
+    orphan_started = read_task(stack.database_url, str(orphan.id)).started_at
+    busy_started = [read_task(stack.database_url, task_id).started_at for task_id in busy]
+    assert any(started is None or started > orphan_started for started in busy_started)
+    assert completions(stack, str(orphan.id)) == 1
+    # Only the lost task was sent again: the queued ones were seen waiting.
+    assert sum(map(int, re.findall(r"re-sent (\d+) task", worker.log()))) == 1
 
 
 def api_answers(url: str) -> bool:
