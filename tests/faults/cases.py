@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import psutil
 
 from tests.faults.harness import (
+    CREATES_MAX,
     TASKS_BEFORE,
     TERMINAL,
     Answers,
@@ -97,7 +98,7 @@ def run_case(
         worker, api = _start(stack)
         before = _create_backlog(stack, tasks_before)
         wait_until(lambda: _started(stack), 30, "a task to be running")
-        with Clients(stack) as clients:
+        with Clients(stack, CREATES_MAX - tasks_before) as clients:
             heard = fault(Running(bench, stack, worker, api))
             fault_ended = time.monotonic()
             time.sleep(AFTER_SECONDS)

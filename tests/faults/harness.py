@@ -33,6 +33,10 @@ DEMO_SECONDS = 1.0
 TASKS_BEFORE = 16
 # Clients keep creating one task this often during the fault and a little after.
 CREATE_EVERY_SECONDS = 0.5
+# Creates per case, the backlog's and the clients' together, at most: a case that lasts
+# long (the subscriber case follows every task to its end) would otherwise keep feeding
+# its own backlog, and the suite would measure the burst rather than the fault.
+CREATES_MAX = 60
 # A create answered in more than this counts as no answer.
 CREATE_TIMEOUT_SECONDS = 10.0
 # Every task must have ended this long after the fault ended (the issue's bound), plus
@@ -96,10 +100,12 @@ def create(url: str, prompt: str) -> httpx.Response | None:
 
 
 class Clients:
-    """Creates a task every CREATE_EVERY_SECONDS in a thread until stopped."""
+    """Creates a task every CREATE_EVERY_SECONDS in a thread until stopped, or until it
+    has made `limit`."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, limit: int) -> None:
         self.stack = stack
+        self.limit = limit
         self.answers = Answers()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -114,7 +120,7 @@ class Clients:
 
     def _run(self) -> None:
         number = 0
-        while not self._stop.wait(CREATE_EVERY_SECONDS):
+        while number < self.limit and not self._stop.wait(CREATE_EVERY_SECONDS):
             number += 1
             self.answers.record(create(self.stack.graphql_url, f"during the fault #{number}"))
 
