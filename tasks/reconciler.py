@@ -47,6 +47,7 @@ from redis.exceptions import RedisError
 from persistence import repository, task_writes
 from persistence.database import create_engine
 from persistence.models import TaskKind
+from persistence.outages import unavailable_dependency
 from persistence.settings import Settings, get_settings
 from tasks.celery_app import PRIORITY_STEPS, QUEUES, TASK_NAMES
 from tasks.dispatch import PRIORITY_SEPARATOR
@@ -273,6 +274,18 @@ class Reconciler:
             )
 
 
+def log_failed_check(error: Exception) -> None:
+    """A server that went away mid-check is an outage the next look handles: one line,
+    not a traceback. Anything else is a fault of ours, logged in full."""
+    server = unavailable_dependency(error)
+    if server:
+        logger.warning(
+            "reconciler: %s went away during the check (%s); trying again", server, error
+        )
+    else:
+        logger.error("reconciler: the check failed; trying again", exc_info=error)
+
+
 class ReconcilerStep(bootsteps.StartStopStep):
     """The reconciler's thread in a worker's main process (`aitasks worker --beat`)."""
 
@@ -302,8 +315,8 @@ class ReconcilerStep(bootsteps.StartStopStep):
                 try:
                     runtime = runtime or WorkerRuntime(reconciler.settings)
                     reconciler.tick(runtime)
-                except Exception:
-                    logger.exception("reconciler: the check failed; trying again")
+                except Exception as error:
+                    log_failed_check(error)
                 if self._stop.wait(reconciler.settings.reconcile_check_seconds):
                     return
         finally:

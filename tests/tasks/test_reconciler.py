@@ -7,6 +7,7 @@ well before either could have helped.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ import pytest
 from persistence.models import TaskPriority
 from persistence.settings import Settings
 from tasks.celery_app import create_celery_app
+from tasks.reconciler import log_failed_check
 from tests.fixtures.graphql import create_task, get_task
 from tests.fixtures.stack import Process, Stack, free_port, wait_until
 from tests.fixtures.tasks import insert_pending_task, logged_events, read_task
@@ -175,6 +177,35 @@ def test_a_task_without_a_message_is_sent_again_while_its_queue_is_busy(
     assert completions(stack, str(orphan.id)) == 1
     # Only the lost task was sent again: the queued ones were seen waiting.
     assert sum(map(int, re.findall(r"re-sent (\d+) task", worker.log()))) == 1
+
+
+def test_a_check_cut_short_by_postgresql_going_away_is_one_warning_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A PostgreSQL that is not there: what a check meets when the server shuts down.
+    with pytest.raises(OSError) as raised:
+        asyncio.run(asyncpg.connect(host="127.0.0.1", port=free_port(), timeout=5))
+    with caplog.at_level(logging.WARNING, logger="tasks.reconciler"):
+        log_failed_check(raised.value)
+
+    [record] = caplog.records
+    assert record.levelno == logging.WARNING
+    assert record.exc_info is None
+    assert record.getMessage().startswith("reconciler: PostgreSQL went away during the check")
+
+
+def test_a_check_that_failed_for_another_reason_is_logged_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    try:
+        raise KeyError("a fault of ours")
+    except KeyError as error:
+        with caplog.at_level(logging.WARNING, logger="tasks.reconciler"):
+            log_failed_check(error)
+
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None
 
 
 def api_answers(url: str) -> bool:
