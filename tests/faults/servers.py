@@ -147,9 +147,13 @@ class Proxy:
             writer.close()
             return
         self._writers.add(up_writer)
-        await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
-        )
+        # Ended by `stop()`'s cancel: return quietly. A connection task that ends
+        # cancelled makes Python 3.11's asyncio log a CancelledError traceback per
+        # connection, which buried the suite's own output.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(
+                self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+            )
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
