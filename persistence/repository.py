@@ -328,20 +328,27 @@ async def take_due_tasks(session: AsyncSession, *, within_seconds: float, limit:
     return list((await session.execute(statement)).scalars().all())
 
 
-def _stale_pending(pending_for_seconds: float) -> Any:
-    """PENDING and due, and not sent for `pending_for_seconds`."""
+def _stale(pending_for_seconds: float) -> Any:
+    """A task whose message may be lost: PENDING and due, not sent for
+    `pending_for_seconds`; or held by a dead worker, not sent since its lease ran out
+    (nor for `pending_for_seconds`)."""
     waited_long = func.now() - timedelta(seconds=pending_for_seconds)
-    return and_(Task.status == TaskStatus.PENDING, Task.enqueued_at < waited_long, _due())
+    return or_(
+        and_(Task.status == TaskStatus.PENDING, Task.enqueued_at < waited_long, _due()),
+        # A dead worker's task goes out at once when its lease runs out, then again
+        # each interval, like a PENDING one, until a worker claims it.
+        and_(_abandoned(), Task.enqueued_at < func.greatest(Task.lease_expires_at, waited_long)),
+    )
 
 
-async def kinds_with_stale_pending(
+async def kinds_with_stale_tasks(
     session: AsyncSession, *, pending_for_seconds: float
 ) -> set[TaskKind]:
-    """The kinds that have a due PENDING task not sent for `pending_for_seconds`: one
-    EXISTS per kind, each stopping at its first such task."""
+    """The kinds that have a task `take_stale_tasks` would take: one EXISTS per kind,
+    each stopping at its first such task."""
     kinds = list(TaskKind)
     found = select(
-        *(exists().where(Task.kind == kind, _stale_pending(pending_for_seconds)) for kind in kinds)
+        *(exists().where(Task.kind == kind, _stale(pending_for_seconds)) for kind in kinds)
     )
     row = (await session.execute(found)).one()
     return {kind for kind, stale in zip(kinds, row, strict=True) if stale}
@@ -362,7 +369,6 @@ async def take_stale_tasks(
     Marks them enqueued now, so the next sweep leaves them alone for another interval, and
     skips rows another sweeper has locked, so two sweepers never send the same task twice.
     """
-    waited_long = func.now() - timedelta(seconds=pending_for_seconds)
     stale = (
         select(Task.id)
         .where(
@@ -371,15 +377,7 @@ async def take_stale_tasks(
             Task.id != all_(bindparam("excluding", list(excluding), type_=ARRAY(PG_UUID)))
             if excluding
             else true(),
-            or_(
-                _stale_pending(pending_for_seconds),
-                # A dead worker's task goes out at once when its lease runs out, then again
-                # each interval, like a PENDING one, until a worker claims it.
-                and_(
-                    _abandoned(),
-                    Task.enqueued_at < func.greatest(Task.lease_expires_at, waited_long),
-                ),
-            ),
+            _stale(pending_for_seconds),
         )
         .order_by(Task.enqueued_at)
         .limit(limit)

@@ -193,9 +193,9 @@ async def observe(runtime: WorkerRuntime) -> Observation:
     return Observation(run_id, queued, database_up)
 
 
-async def _stale_pending_kinds(runtime: WorkerRuntime) -> set[TaskKind]:
+async def _stale_kinds(runtime: WorkerRuntime) -> set[TaskKind]:
     async with runtime.sessionmaker() as session:
-        return await repository.kinds_with_stale_pending(
+        return await repository.kinds_with_stale_tasks(
             session, pending_for_seconds=runtime.settings.pending_orphan_seconds
         )
 
@@ -239,19 +239,21 @@ class Reconciler:
             self._next_sweep = now + self.settings.sweep_interval_seconds
             sweep_stale_tasks(runtime, self.celery_app)
         elif len(seen.empty_kinds) < len(TASK_NAMES):
-            # Tasks of dead workers, of the kinds whose queues are busy.
+            # Tasks of dead workers, of the kinds whose queues are busy (those
+            # `send_orphans` did not read: over its bound, or the scan turned off).
             resend_stale_tasks(runtime, self.celery_app)
 
     def send_orphans(self, runtime: WorkerRuntime, seen: Observation) -> None:
-        """Send again the PENDING tasks, not sent for `pending_orphan_seconds`, whose
-        message is in no queue and taken by no worker: lost with Redis, never sent by an
-        API that died, or lost in a busy queue (which the requeue timer would find only
-        after `pending_requeue_seconds`)."""
+        """Send again the PENDING tasks not sent for `pending_orphan_seconds`, and those
+        of dead workers, whose message is in no queue and taken by no worker: lost with
+        Redis, never sent by an API that died, held by a worker process that was killed,
+        or lost in a busy queue (which the requeue timer would find only after
+        `pending_requeue_seconds`)."""
         settings = self.settings
         kinds: Collection[TaskKind] = seen.empty_kinds
         waiting: Collection[uuid.UUID] = ()
         if settings.reconcile_scan_max_messages:
-            stale = runtime.run(_stale_pending_kinds(runtime))
+            stale = runtime.run(_stale_kinds(runtime))
             if not stale:
                 return
             scan = runtime.run(
