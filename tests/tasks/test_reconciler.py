@@ -14,19 +14,29 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 
 import asyncpg
 import httpx
 import psutil
 import pytest
+from redis.asyncio import Redis
 
-from persistence.models import TaskPriority
+from persistence.models import Task, TaskKind, TaskPriority
 from persistence.settings import Settings
 from tasks.celery_app import create_celery_app
-from tasks.reconciler import log_failed_check
+from tasks.dispatch import task_message
+from tasks.reconciler import (
+    UNACKED_INDEX_KEY,
+    UNACKED_KEY,
+    Waiting,
+    log_failed_check,
+    queue_keys,
+    waiting_task_ids,
+)
 from tests.fixtures.graphql import create_task, get_task
-from tests.fixtures.stack import Process, Stack, free_port, wait_until
+from tests.fixtures.stack import Backing, Process, Stack, free_port, wait_until
 from tests.fixtures.tasks import insert_pending_task, logged_events, read_task
 
 # Seconds the demo model takes per task here: long enough to kill it at several points.
@@ -177,6 +187,62 @@ def test_a_task_without_a_message_is_sent_again_while_its_queue_is_busy(
     assert completions(stack, str(orphan.id)) == 1
     # Only the lost task was sent again: the queued ones were seen waiting.
     assert sum(map(int, re.findall(r"re-sent (\d+) task", worker.log()))) == 1
+
+
+async def _scan(redis_url: str, max_messages: int) -> tuple[Waiting, dict[str, uuid.UUID]]:
+    """Two text tasks and one image task queued; two image tasks taken by a worker, one
+    a moment ago and one a minute ago, as kombu records them. Then scan."""
+    tasks = {
+        name: Task(id=uuid.uuid4(), kind=kind, priority=TaskPriority.NORMAL)
+        for name, kind in [
+            ("text 1", TaskKind.TEXT_GENERATION),
+            ("text 2", TaskKind.TEXT_GENERATION),
+            ("image queued", TaskKind.IMAGE_PROCESSING),
+            ("image just taken", TaskKind.IMAGE_PROCESSING),
+            ("image taken long ago", TaskKind.IMAGE_PROCESSING),
+        ]
+    }
+    redis = Redis.from_url(redis_url)
+    try:
+        for name in ("text 1", "text 2", "image queued"):
+            message = task_message(tasks[name])
+            await redis.lpush(message.key, message.payload)
+        for name, age in (("image just taken", 0.0), ("image taken long ago", 60.0)):
+            message = task_message(tasks[name])
+            entry = f'[{message.payload}, "", "image_processing"]'
+            await redis.hset(UNACKED_KEY, name, entry)
+            await redis.zadd(UNACKED_INDEX_KEY, {name: time.time() - age})
+        keys = [key for kind in TaskKind for key in queue_keys(kind)]
+        queued = dict(zip(keys, [await redis.llen(key) for key in keys], strict=True))
+        waiting = await waiting_task_ids(
+            redis, set(TaskKind), queued, max_messages=max_messages, reserved_within=5.0
+        )
+    finally:
+        await redis.aclose()
+    return waiting, {name: task.id for name, task in tasks.items()}
+
+
+def test_the_scan_finds_queued_and_just_taken_tasks(backing: Backing) -> None:
+    waiting, ids = asyncio.run(_scan(backing.new_redis(), max_messages=10))
+
+    assert waiting.kinds == set(TaskKind)
+    # Not the one a worker took a minute ago and still holds: that worker may be dead.
+    assert waiting.task_ids == {
+        ids["text 1"],
+        ids["text 2"],
+        ids["image queued"],
+        ids["image just taken"],
+    }
+
+
+def test_the_scan_leaves_a_kind_with_more_queued_than_its_bound_to_the_timer(
+    backing: Backing,
+) -> None:
+    waiting, ids = asyncio.run(_scan(backing.new_redis(), max_messages=1))
+
+    # The text queue (2 messages) is over the bound: none of its tasks is sent again.
+    assert waiting.kinds == {TaskKind.IMAGE_PROCESSING, TaskKind.DATA_ANALYSIS}
+    assert waiting.task_ids == {ids["image queued"], ids["image just taken"]}
 
 
 def test_a_check_cut_short_by_postgresql_going_away_is_one_warning_line(
