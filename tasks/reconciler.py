@@ -8,10 +8,10 @@ module closes that gap within seconds:
 - a thread in the worker's main process looks at both servers every
   `reconcile_check_seconds`: when Redis has a new `run_id` (it restarted) or either
   server has come back, it sends every PENDING task again at once; when PostgreSQL has
-  PENDING tasks that have waited `pending_orphan_seconds`, it reads which tasks the
-  queues and the workers' reserved messages hold (`waiting_task_ids`) and sends again
-  those in neither, busy queues or not; and every `sweep_interval_seconds` it runs the
-  full sweep (tasks/sweeper.py).
+  PENDING tasks that have waited `pending_orphan_seconds`, or tasks of dead workers, it
+  reads which tasks the queues and the workers' reserved messages hold
+  (`waiting_task_ids`) and sends again those in neither, busy queues or not; and every
+  `sweep_interval_seconds` it runs the full sweep (tasks/sweeper.py).
 - when a pool process dies under a task (SIGKILL, the OOM killer), the main process ends
   that task's lease before Celery puts its message back, so the redelivery claims it.
 
