@@ -912,8 +912,9 @@ def _target_ms(figure: Figure) -> float:
 
 FINDINGS = """\
 How the broker leg works (read in kombu's Redis transport, `kombu/transport/redis.py`,
-and seen in the timeline): the worker's main process sends one BRPOP over all its
-queues' priority lists, and its event loop watches that socket, a unix socket just as a
+and seen in the timeline): each consumer (the worker's main process for the image and
+data queues, the text worker's for the text queue) sends one BRPOP over its queues'
+priority lists, and its event loop watches that socket, a unix socket just as a
 TCP one (`Transport.register_with_event_loop` adds the BRPOP and pub/sub sockets as
 readers). Redis answers a waiting BRPOP the moment the API's LPUSH runs, so the message
 is in the worker a few ms after the enqueue on either stack, whatever the BRPOP's
@@ -925,12 +926,13 @@ BRPOP timeout, but its base transport also sleeps that long after every empty po
 no event loop runs (`drain_events`), so it stays unset. Our own timers (claim keeper,
 cancel listener) start only after the claim, and the claim is one statement, committed,
 then one PUBLISH. So on an idle worker no leg waits on a timer: each is a few wake-ups
-of processes (API, Redis, the worker's main process, a pool process, PostgreSQL, the
-API, the client), and when the machine's cores are busy with other work each wake-up
-waits for a core: the core wait table says how long, per ms each group ran. The
-last leg also waits for the subscription itself: the client subscribes once it has the
-answer, and the API reads the task before it sends the first update (the last column);
-a claim published before that is seen in that first update.
+of processes (API, Redis, the text worker's consumer, then a thread of its pool handing
+the task to its event loop, PostgreSQL, the API, the client), and when the machine's
+cores are busy with other work each wake-up waits for a core: the core wait table says
+how long, per ms each group ran. The last leg also waits for the subscription itself:
+the client subscribes once it has the answer, and the API reads the task before it sends
+the first update (the last column); a claim published before that is seen in that first
+update.
 
 The wait of about a second that a person trying the service saw came from the pool,
 not the broker: the demo model writes its answer over 3 s, and a text task held a
