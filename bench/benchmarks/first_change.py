@@ -901,7 +901,8 @@ def _would_take(figure: Figure, use: corewait.CoreUse, idle: corewait.CoreUse | 
         + (
             "."
             if verdict == "within"
-            else f", and less work on the path than {_cell(use.cpu_per_task_ms)} ms of CPU a task."
+            else "; core wait alone does not explain the rest: the timeline's legs show "
+            "where it went."
         )
     )
 
