@@ -12,22 +12,26 @@ Commands:
   received, first text received, first update of any kind received] (`time.time()`
   seconds; None if never seen).
 - `load` (rate): from now on, create `rate` tasks per second on an open-loop schedule
-  (a slow answer does not delay the next create), over a few keep-alive connections.
-  Replies `loading` at once.
-- `unload`: stop creating; replies `unloaded` with how many were sent, how many failed
-  and an error sample.
+  (a slow answer does not delay the next create), over a pool of keep-alive HTTP/1.1
+  connections. Replies `loading` at once.
+- `unload`: stop creating; replies `unloaded` with how many were sent, answered (a Task
+  created), failed, queued for a free connection, the seconds from the first send to the
+  stop, and an error sample.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from bench.agents.channel import Channel, run_agent
+from bench.agents.http_load import HEADER_END, OK_STATUS, Connection, request_bytes
 from bench.wsclient import TASK_STATUS, GraphQLSocket
 
 CREATE = (
@@ -35,7 +39,10 @@ CREATE = (
     "{ __typename ... on Task { id } ... on ValidationError { message } } }"
 )
 OPEN_SECONDS = 10.0
-LOAD_CONNECTIONS = 16
+# Enough that a create never waits for a connection at 100/s even when answers take
+# 500 ms; the `queued` count says if one did.
+LOAD_CONNECTIONS = 64
+CREATE_BODY = json.dumps({"query": CREATE}).encode()
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 
@@ -114,45 +121,93 @@ async def _measure(params: dict[str, Any], args: dict[str, Any]) -> list[list[An
     return rows
 
 
+def _created(answer: bytes) -> bool:
+    """Whether an HTTP answer to CREATE is a created Task."""
+    body = answer[answer.find(HEADER_END) + len(HEADER_END) :]
+    try:
+        created = json.loads(body)["data"]["createTask"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return isinstance(created, dict) and created.get("__typename") == "Task"
+
+
 class Load:
-    """Creates at a steady rate until stopped."""
+    """Creates on an open-loop schedule until stopped, over a pool of keep-alive
+    HTTP/1.1 connections (bench/agents/http_load.py's bare protocol: httpx's CPU per
+    request held the rate below the one asked for on two cores)."""
 
     def __init__(self, url: str, rate: float) -> None:
-        self.url = url
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.payload = request_bytes(self.host, self.port, parts.path, CREATE_BODY)
         self.rate = rate
         self.sent = 0
+        self.answered = 0
         self.failed = 0
+        # Creates that found every connection busy and waited for one.
+        self.queued = 0
         self.error: str | None = None
+        self.started = time.monotonic()
+        self.stopped: float | None = None
+        self._free: asyncio.Queue[Connection] = asyncio.Queue()
+        self._connections: list[Connection] = []
         self._runner = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        limits = httpx.Limits(max_connections=LOAD_CONNECTIONS)
-        async with httpx.AsyncClient(trust_env=False, timeout=30.0, limits=limits) as client:
-            pending: set[asyncio.Task[None]] = set()
-            start = time.monotonic()
-            try:
-                while True:
-                    due = start + self.sent / self.rate
-                    await asyncio.sleep(max(0.0, due - time.monotonic()))
-                    self.sent += 1
-                    request = asyncio.create_task(self._one(client))
-                    pending.add(request)
-                    request.add_done_callback(pending.discard)
-            finally:
-                if pending:
-                    await asyncio.wait(pending)
-
-    async def _one(self, client: httpx.AsyncClient) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(LOAD_CONNECTIONS):
+            _, connection = await asyncio.wait_for(
+                loop.create_connection(Connection, self.host, self.port), OPEN_SECONDS
+            )
+            self._connections.append(connection)
+            self._free.put_nowait(connection)
+        pending: set[asyncio.Task[None]] = set()
+        self.started = start = time.monotonic()
         try:
-            await _create(client, self.url)
-        except Exception as error:
+            while True:
+                due = start + self.sent / self.rate
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                self.sent += 1
+                request = asyncio.create_task(self._one())
+                pending.add(request)
+                request.add_done_callback(pending.discard)
+        finally:
+            self.stopped = time.monotonic()
+            if pending:
+                await asyncio.wait(pending)
+            for connection in self._connections:
+                connection.close()
+
+    async def _one(self) -> None:
+        if self._free.empty():
+            self.queued += 1
+        connection = await self._free.get()
+        try:
+            answer = await connection.request(self.payload)
+        except (OSError, ValueError, TimeoutError) as error:
             self.failed += 1
             self.error = repr(error)[:300]
+            return  # a broken connection is not given back
+        self._free.put_nowait(connection)
+        if answer.startswith(OK_STATUS) and _created(answer):
+            self.answered += 1
+        else:
+            self.failed += 1
+            self.error = answer.decode(errors="replace")[:300]
 
-    async def stop(self) -> None:
+    async def stop(self) -> dict[str, Any]:
         self._runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._runner
+        stopped = self.stopped if self.stopped is not None else time.monotonic()
+        return {
+            "sent": self.sent,
+            "answered": self.answered,
+            "failed": self.failed,
+            "queued": self.queued,
+            "seconds": stopped - self.started,
+            "error": self.error,
+        }
 
 
 async def main(channel: Channel, params: dict[str, Any]) -> None:
@@ -165,8 +220,7 @@ async def main(channel: Channel, params: dict[str, Any]) -> None:
             load = Load(params["http_url"], message["rate"])
             channel.send("loading")
         elif command == "unload" and load is not None:
-            await load.stop()
-            channel.send("unloaded", sent=load.sent, failed=load.failed, error=load.error)
+            channel.send("unloaded", **await load.stop())
             load = None
     if load is not None:
         await load.stop()
