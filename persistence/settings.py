@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # Callers must send an API key. Off (AITASKS_AUTH=off) only in development: every
     # request then acts as one caller, "development".
     auth: bool = True
-    # What one GraphQL document may ask for (see schema/limits.py for why these values).
+    # What one GraphQL document may ask for (see schema/document_limits.py for why these values).
     query_max_depth: int = Field(default=10, ge=2, le=100)
     query_max_tokens: int = Field(default=2_000, ge=100, le=100_000)
     query_max_aliases: int = Field(default=30, ge=0, le=10_000)

@@ -46,10 +46,15 @@ from strawberry.extensions import (
 )
 from strawberry.http import GraphQLHTTPResponse
 
-from schema.errors import MaskUnexpected, for_client
+from schema.document_limits import (
+    HideSuggestions,
+    QueryLimits,
+    document_size_rule,
+    hide_suggestions,
+)
+from schema.error_mapping import MaskUnexpected, for_client
 from schema.internals import STRAWBERRY_VALIDATION_RULES, graphql_schema
-from schema.limits import HideSuggestions, QueryLimits, document_size_rule, hide_suggestions
-from schema.metrics import OperationCounter, OperationMetrics
+from schema.operation_metrics import OperationCounter, OperationMetrics
 
 logger = logging.getLogger(__name__)
 

@@ -23,10 +23,11 @@ from celery import Celery
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from persistence.events import channel_of, encode, publish, signal_cancel
 from persistence.grouping import Grouped
 from persistence.models import Task, TaskEvent, TaskKind, TaskPriority
+from tasks.cancel_signals import signal_cancel
 from tasks.celery_app import BROKER_PRIORITIES, QUEUES, TASK_NAMES
+from tasks.events import channel_of, encode, publish
 
 logger = logging.getLogger(__name__)
 

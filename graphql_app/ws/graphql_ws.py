@@ -66,7 +66,7 @@ from graphql_app.ws.sharing import SharedValues
 from persistence.outages import unavailable_dependency
 from schema import QueryLimits, Schema
 from schema.context import Context, Services
-from schema.errors import for_client
+from schema.error_mapping import for_client
 from schema.internals import (
     TransportWSHandler,
     forget_subfields,
@@ -74,7 +74,7 @@ from schema.internals import (
     starlette_socket,
 )
 from schema.internals import TransportWSOperation as Operation
-from schema.metrics import OPERATION_SECONDS, OPERATIONS
+from schema.operation_metrics import OPERATION_SECONDS, OPERATIONS
 from schema.prepared import DocumentChecks
 from schema.subscriptions import follow_task
 from schema.types import TaskUpdate
