@@ -215,7 +215,7 @@ class Settings(BaseSettings):
     worker_concurrency: int | None = Field(default=None, gt=0, le=256)
     # Text tasks wait on the model, not the CPU: the text worker runs up to this many at
     # once, each a coroutine on its process's one event loop, where a pool process per
-    # task would hold ~90 MiB to wait on a socket.
+    # task would hold a whole interpreter to wait on a socket.
     text_slots_per_process: int = Field(default=50, ge=1, le=1000)
     # Celery's task events (received, started, succeeded...), which Flower reads. Off, a
     # worker's main process does about half the work per task; `aitasks flower` turns

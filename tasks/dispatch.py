@@ -115,8 +115,8 @@ def task_message(task: Task, countdown: float | None = None) -> BrokerMessage:
 
 
 # Queue tasks' messages and publish their creations as one command: in redis-py a script
-# call costs about two thirds of a two-command pipeline (measured: 65-84 against
-# 107-118 µs of client CPU), and Redis runs all or, if it fails, none. KEYS: each
+# call costs less client CPU than a two-command pipeline, and Redis runs all or, if it
+# fails, none. KEYS: each
 # message's list; ARGV[1]: the channel, then each message and its event ('' for none).
 ENQUEUE_SCRIPT = """
 for i, key in ipairs(KEYS) do

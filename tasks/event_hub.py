@@ -46,8 +46,7 @@ class Listener:
 
     A list and one future rather than a deque and an asyncio.Event: an idle subscription
     holds an empty buffer and a waiter for as long as it is open, and a deque (with its
-    first block) and an Event (with a deque of waiters) cost 1.5 KiB of the ~44 KiB a
-    one-subscription WebSocket held with 10,000 open.
+    first block) and an Event (with a deque of waiters) cost several times as much.
     """
 
     __slots__ = ("_events", "_max_buffered", "_waiter", "out_of_sync", "sequence")
@@ -87,7 +86,7 @@ class Listener:
             try:
                 if quiet_seconds is None:
                     # Not through wait_for, whose coroutine an idle subscription would
-                    # keep for as long as it waits: 0.3 KiB each.
+                    # keep for as long as it waits.
                     await self._waiter
                 else:
                     await asyncio.wait_for(self._waiter, quiet_seconds)

@@ -545,9 +545,9 @@ class Api(FastAPI):
     middleware and the router.
 
     A WebSocket is a request that lasts hours, and each middleware and the router keep
-    a coroutine frame for it all that time, some an object or an exit stack too: 6.5 KiB
-    of the 44 KiB an idle one-subscription socket held (tracemalloc, 1,000 sockets), and
-    every update sent went through each one's `send` wrapper. A POST is the API's hot
+    a coroutine frame for it all that time, some an object or an exit stack too (a
+    good part of what an idle socket holds), and every update sent would go through
+    each one's `send` wrapper. A POST is the API's hot
     path, and each layer costs it a little. What the stack does for them is kept in
     `graphql_lane` (RequestLog and BodySizeLimit; a WebSocket, which has no body, skips
     the latter); only with OpenTelemetry on, which traces in the stack, is the stack
