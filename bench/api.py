@@ -15,7 +15,7 @@ import psutil
 
 from bench.processes import Child
 
-# A cold start of the API imports a lot, on a shared machine.
+# A cold start of the API imports a lot, and the machine may be busy with other work.
 API_START_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.1
 BENCH_PROMPT = "A benchmark task: a writer process plays the worker."

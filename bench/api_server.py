@@ -3,7 +3,7 @@ process whose open-files limit is raised first and which ends with the benchmark
 
 from __future__ import annotations
 
-from bench.limits import exit_with_parent, raise_open_files_limit
+from bench.process_limits import exit_with_parent, raise_open_files_limit
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from bench.limits import exit_with_parent, raise_open_files_limit
+from bench.process_limits import exit_with_parent, raise_open_files_limit
 
 FLOOR_MESSAGE_BYTES_VARIABLE = "AITASKS_BENCH_FLOOR_MESSAGE_BYTES"
 

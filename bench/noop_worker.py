@@ -15,7 +15,7 @@ import sys
 
 from celery import Celery
 
-from bench.limits import exit_with_parent
+from bench.process_limits import exit_with_parent
 from persistence.models import TaskKind
 from persistence.settings import Settings, get_settings
 from tasks.celery_app import QUEUES, create_celery_app

@@ -1,7 +1,7 @@
 """Child processes of a benchmark run: the API, workers, and load generators ("agents").
 
 Each child runs in a session of its own, so it and whatever it starts can be killed as a
-group, and gets SIGTERM if the runner dies (see `bench.limits.exit_with_parent`).
+group, and gets SIGTERM if the runner dies (see `bench.process_limits.exit_with_parent`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.limits import PARENT_PID_VARIABLE
+from bench.process_limits import PARENT_PID_VARIABLE
 
 # How long a child may take to stop after SIGTERM (an API closes its sockets) before
 # it is killed.

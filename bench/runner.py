@@ -21,7 +21,7 @@ import psutil
 from bench import registry
 from bench.core import Benchmark
 from bench.environment import describe
-from bench.limits import PARENT_PID_VARIABLE, raise_open_files_limit
+from bench.process_limits import PARENT_PID_VARIABLE, raise_open_files_limit
 from bench.report import print_details, print_table, result_data, write_docs
 from bench.stack import Context, backing_services
 

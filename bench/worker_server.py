@@ -4,7 +4,7 @@ which the runner kills as a group)."""
 
 from __future__ import annotations
 
-from bench.limits import exit_with_parent
+from bench.process_limits import exit_with_parent
 
 
 def main() -> None:

@@ -1,11 +1,11 @@
 """The statements of `createTask`, run on the driver's own connection.
 
-Creating a task is the API's hot path: measured per create, the ORM session (its
-unit-of-work machinery, statement compilation lookups, loading the returned row into an
-identity map) cost more CPU than the round trip to PostgreSQL. These statements are
-written out once as SQL, prepared by asyncpg on each connection, and the returned row is
-turned into a `Task` directly. A worker's writes are done the same way
-(`persistence.task_writes`); the rest goes through the ORM in `repository`.
+Creating a task is the API's hot path, where the ORM session (its unit-of-work
+machinery, statement compilation lookups, loading the returned row into an identity map)
+costs more CPU than the round trip to PostgreSQL. The statements are built from the model
+and compiled once (`persistence.statements`), prepared by asyncpg on each connection, and
+the returned row is turned into a `Task` directly. A worker's writes are done the same
+way (`persistence.task_writes`); the rest goes through the ORM in `repository`.
 """
 
 from __future__ import annotations
@@ -19,79 +19,20 @@ import orjson
 from asyncpg import Connection, Pool
 
 from persistence.grouping import Grouped
-from persistence.models import (
-    EVENT_STATE_COLUMNS,
-    QUEUED_STAGE,
-    FileRole,
-    Task,
-    TaskFile,
-    TaskStatus,
-)
+from persistence.models import QUEUED_STAGE, FileRole, Task, TaskFile, TaskStatus
 from persistence.repository import OWNER_LOCK_KEY, UNFINISHED_SQL, NewTaskRow
+from persistence.statements import (
+    FIND_BY_IDEMPOTENCY_KEY,
+    INSERT_FILE,
+    INSERT_KEYED_TASK,
+    INSERT_TASK,
+    INSERT_TASKS,
+    RELEASE_IDEMPOTENCY_KEY,
+)
 
-_TASK_COLUMNS = ", ".join(column.name for column in Task.__table__.columns)
-_EVENT_COLUMNS = ", ".join(("task_id", "sequence", *EVENT_STATE_COLUMNS, "delta", "result_reset"))
-
-# The task and its creation's log entry (sequence 1), in one statement. `params` and
-# `inputs` go as JSON text, whatever JSON codec the connection has. `$13` is the
-# delay: NULL when there is none (now() + NULL is NULL); `$14` is how far ahead the
-# message was handed to the broker, for a delayed task sent now.
-_INSERT_TASK = f"""
-WITH created AS (
-    INSERT INTO tasks (id, owner, kind, prompt, model, status, stage, priority,
-                       timeout_seconds, idempotency_key, params, inputs,
-                       scheduled_for, enqueued_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::text::json, $12::text::jsonb,
-            now() + $13::interval, now() + $14::interval)
-    {{conflict}}
-    RETURNING {_TASK_COLUMNS}
-), logged AS (
-    INSERT INTO task_events ({_EVENT_COLUMNS})
-    SELECT id, sequence, {", ".join(EVENT_STATE_COLUMNS)}, NULL, true FROM created
-)
-SELECT * FROM created
-"""
-INSERT_TASK = _INSERT_TASK.format(conflict="")
-# With an idempotency key, a second create with the same key stores nothing.
-INSERT_KEYED_TASK = _INSERT_TASK.format(
-    conflict="ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
-)
-# Plain creates of several requests in one statement (`TaskInserts`): the same rows and
-# log entries as INSERT_TASK without an idempotency key, one per element of the arrays.
-INSERT_TASKS = f"""
-WITH new AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                         $6::text[], $7::text[], $8::text[], $9::float8[], $10::text[],
-                         $11::text[], $12::interval[], $13::interval[])
-        AS new(id, owner, kind, prompt, model, status, stage, priority, timeout_seconds,
-               params, inputs, delay, enqueue_delay)
-), created AS (
-    INSERT INTO tasks (id, owner, kind, prompt, model, status, stage, priority,
-                       timeout_seconds, params, inputs, scheduled_for, enqueued_at)
-    SELECT id, owner, kind, prompt, model, status, stage, priority, timeout_seconds,
-           params::json, inputs::jsonb, now() + delay, now() + enqueue_delay
-    FROM new
-    RETURNING {_TASK_COLUMNS}
-), logged AS (
-    INSERT INTO task_events ({_EVENT_COLUMNS})
-    SELECT id, sequence, {", ".join(EVENT_STATE_COLUMNS)}, NULL, true FROM created
-)
-SELECT * FROM created
-"""
-INSERT_FILE = """
-INSERT INTO task_files (task_id, role, name, content_type, size, data)
-VALUES ($1, $2, $3, $4, $5, $6)
-"""
 # Counting stops at `up_to`, so the check costs the same however many there are.
 COUNT_UNFINISHED = UNFINISHED_SQL.format(owner="$1", up_to="$2")
 LOCK_OWNER = f"SELECT pg_advisory_xact_lock({OWNER_LOCK_KEY.format(owner='$1')})"
-FIND_BY_IDEMPOTENCY_KEY = f"""
-SELECT {_TASK_COLUMNS} FROM tasks WHERE owner = $1 AND idempotency_key = $2
-"""
-RELEASE_IDEMPOTENCY_KEY = """
-UPDATE tasks SET idempotency_key = NULL
-WHERE owner = $1 AND idempotency_key = $2 AND created_at < $3
-"""
 
 
 def _json(value: object) -> str:

@@ -156,8 +156,8 @@ class Task(Base):
         """A transient task holding exactly these column values.
 
         Filled in as the ORM fills a loaded row, straight into the instance's dict: the
-        constructor sends an attribute event per column, 34 µs for a task's 28 columns
-        where this takes 3.5 µs (measured), and a worker builds a task for every change.
+        constructor sends an attribute event per column, far more work than this, and
+        a worker builds a task for every change.
         """
         task = cls.__mapper__.class_manager.new_instance()
         task.__dict__.update(values)

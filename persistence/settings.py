@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # Callers must send an API key. Off (AITASKS_AUTH=off) only in development: every
     # request then acts as one caller, "development".
     auth: bool = True
-    # What one GraphQL document may ask for (see schema/limits.py for why these values).
+    # What one GraphQL document may ask for (see schema/document_limits.py for why these values).
     query_max_depth: int = Field(default=10, ge=2, le=100)
     query_max_tokens: int = Field(default=2_000, ge=100, le=100_000)
     query_max_aliases: int = Field(default=30, ge=0, le=10_000)
@@ -220,7 +220,7 @@ class Settings(BaseSettings):
     worker_concurrency: int | None = Field(default=None, gt=0, le=256)
     # Text tasks wait on the model, not the CPU: the text worker runs up to this many at
     # once, each a coroutine on its process's one event loop, where a pool process per
-    # task would hold ~90 MiB to wait on a socket.
+    # task would hold a whole interpreter to wait on a socket.
     text_slots_per_process: int = Field(default=50, ge=1, le=1000)
     # Celery's task events (received, started, succeeded...), which Flower reads. Off, a
     # worker's main process does about half the work per task; `aitasks flower` turns

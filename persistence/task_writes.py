@@ -2,11 +2,12 @@
 
 Each is one conditional UPDATE that bumps `sequence` and appends its row to
 `task_events` in the same statement, and each carries the claim's attempt number, so a
-worker that lost its claim changes nothing. They skip the ORM: each statement is
-written out once, prepared once per connection (asyncpg's statement cache), and sent as
-it stands. A lone statement commits by itself, so a change is one round trip, where a
-session's was three (BEGIN, the statement, COMMIT), and no statement is compiled or
-given a cache key per call: measured, that was most of a worker's CPU per task.
+worker that lost its claim changes nothing. They skip the ORM: each statement is built
+from the model and compiled once (`persistence.statements`), prepared once per
+connection (asyncpg's statement cache), and sent as it stands. A lone statement commits
+by itself, so a change is one round trip, where a session's is three (BEGIN, the
+statement, COMMIT), and no statement is compiled or given a cache key per call, which
+would be most of a worker's CPU per task.
 """
 
 from __future__ import annotations
@@ -21,20 +22,18 @@ from typing import Any
 import asyncpg
 
 from persistence import creation
-from persistence.models import (
-    CANCELLED_STAGE,
-    DONE_STAGE,
-    EVENT_STATE_COLUMNS,
-    FAILED_STAGE,
-    RETRY_STAGE,
-    STARTING_STAGE,
-    FileRole,
-    Task,
-    TaskChange,
-    TaskEvent,
-    TaskFile,
-)
+from persistence.models import FileRole, Task, TaskChange, TaskEvent, TaskFile
 from persistence.repository import describe_artifact
+from persistence.statements import (
+    CLAIM,
+    COMPLETE,
+    FAIL,
+    FINISH_CANCELLED,
+    RECORD_OUTPUT,
+    RELEASE_LEASE,
+    RENEW_LEASE,
+    RETRY_LATER,
+)
 
 
 @dataclass(frozen=True)
@@ -45,78 +44,6 @@ class Lease:
 
 # A worker process runs one task at a time: its writes, and a lease renewal beside them.
 POOL_SIZE = 2
-_EVENT_COLUMNS = ", ".join(EVENT_STATE_COLUMNS)
-
-
-def _transition(condition: str, changes: str, *, result_reset: bool = False) -> str:
-    """One change and its log entry, as one statement: `$1` is the task id, `$2` the
-    text the change appends to the result (NULL for none)."""
-    reset = "true" if result_reset else "false"
-    return f"""
-        WITH changed AS (
-            UPDATE tasks SET sequence = sequence + 1, updated_at = now(), {changes}
-            WHERE id = $1 AND ({condition})
-            RETURNING *
-        ), logged AS (
-            INSERT INTO task_events (task_id, sequence, {_EVENT_COLUMNS}, delta, result_reset)
-            SELECT id, sequence, {_EVENT_COLUMNS}, $2::text, {reset} FROM changed
-        )
-        SELECT * FROM changed"""
-
-
-def _lease(seconds: str) -> str:
-    return f"lease_expires_at = now() + {seconds}::interval"
-
-
-# The result with $2 appended (NULL appends nothing).
-_APPENDED = "result = coalesce(result || $2::text, result, $2::text)"
-# Held by the worker whose claim number is $3.
-_HELD = "status = 'PROCESSING' AND attempts = $3"
-_ENDED = f"{_APPENDED}, finished_at = now(), lease_expires_at = NULL"
-_WITH_ERROR = (
-    "errors = errors || jsonb_build_array(jsonb_build_object("
-    "'attempt', attempts, 'message', $4::text, 'at', now(), 'transient', {transient}))"
-)
-
-# $3: the lease; $4: how many claims a task may have had to be taken over.
-CLAIM = _transition(
-    "cancel_requested_at IS NULL AND ("
-    "(status = 'PENDING' AND (scheduled_for IS NULL OR scheduled_for <= now()))"
-    " OR (status = 'PROCESSING' AND lease_expires_at < now() AND attempts < $4))",
-    f"status = 'PROCESSING', stage = '{STARTING_STAGE}', attempts = attempts + 1,"
-    " progress = 0, result = NULL, started_at = coalesce(started_at, now()),"
-    f" {_lease('$3')}",
-    result_reset=True,
-)
-# $5: progress; $6: stage.
-RECORD_OUTPUT = _transition(_HELD, f"{_APPENDED}, progress = $5, stage = $6, {_lease('$4')}")
-# $4: the output, kept as it was when NULL; $5: the artifacts, likewise.
-COMPLETE = _transition(
-    _HELD,
-    f"{_ENDED}, status = 'COMPLETED', stage = '{DONE_STAGE}', progress = 1,"
-    " output = coalesce($4::text::json, output),"
-    " artifacts = coalesce($5::text::jsonb, artifacts)",
-)
-# $4: the error.
-FAIL = _transition(
-    _HELD,
-    f"{_ENDED}, status = 'FAILED', stage = '{FAILED_STAGE}', error = $4,"
-    f" {_WITH_ERROR.format(transient='false')}",
-)
-FINISH_CANCELLED = _transition(
-    _HELD, f"{_ENDED}, status = 'CANCELLED', stage = '{CANCELLED_STAGE}'"
-)
-# $4: the error; $5: the delay before it starts again.
-RETRY_LATER = _transition(
-    _HELD,
-    f"{_APPENDED}, status = 'PENDING', stage = '{RETRY_STAGE}',"
-    f" {_WITH_ERROR.format(transient='true')}, scheduled_for = now() + $5::interval,"
-    " enqueued_at = now() + $5::interval, lease_expires_at = NULL",
-)
-RENEW_LEASE = f"""
-    UPDATE tasks SET {_lease("$3")}
-    WHERE id = $1 AND status = 'PROCESSING' AND attempts = $2
-    RETURNING cancel_requested_at"""
 
 
 def _json_or_null(value: object) -> str | None:
@@ -236,16 +163,6 @@ async def retry_later(
         RETRY_LATER, task_id, delta, attempt, error, _seconds(delay_seconds)
     )
     return _change(task_id, row, delta, result_reset=False)
-
-
-# Not a change a client sees (like a renewal), so `sequence` stays. $2: the claim whose
-# lease ends, or NULL for whichever holds the task. A second in the past, so a claim in
-# the same transaction (whose now() is the same instant) finds it over too.
-RELEASE_LEASE = """
-    UPDATE tasks SET lease_expires_at = now() - interval '1 second'
-    WHERE id = $1 AND status = 'PROCESSING' AND lease_expires_at > now()
-      AND ($2::int IS NULL OR attempts = $2::int)
-    RETURNING attempts"""
 
 
 async def release_lease(

@@ -7,10 +7,10 @@ from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import BatchingConfig, StrawberryConfig
 
-from schema.errors import log_unexpected, mask_errors
-from schema.limits import QueryLimits, limit_extensions
-from schema.metrics import OperationMetrics, root_fields
+from schema.document_limits import QueryLimits, limit_extensions
+from schema.error_mapping import log_unexpected, mask_errors
 from schema.mutations import Mutation
+from schema.operation_metrics import OperationMetrics, root_fields
 from schema.queries import Query
 from schema.subscriptions import Subscription
 

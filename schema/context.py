@@ -12,12 +12,12 @@ from asyncpg import Pool
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from persistence.creation import TaskInserts
-from persistence.events import TaskEventHub
 from persistence.settings import Settings
 from persistence.unit_of_work import ConnectionUnit, UnitOfWork, connection_unit, unit_of_work
 from tasks.callers import Caller, KeyChecker
 from tasks.dispatch import Dispatcher
 from tasks.errors import Unauthenticated
+from tasks.event_hub import TaskEventHub
 from tasks.rate_limits import RateLimiter
 
 

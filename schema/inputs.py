@@ -6,7 +6,8 @@ default the schema publishes, so each one present) that was the costliest step o
 create after the INSERT. graphql-core has already coerced the value by then: scalars and
 enums are the Python values the class holds, so only lists and nested inputs are left to
 convert. `built_directly` works out, once, which fields those are, and installs a builder
-through Strawberry's `from_input` hook that copies the rest as they are.
+through Strawberry's `from_input` hook (fenced in `schema.internals`) that copies the rest
+as they are.
 """
 
 from __future__ import annotations
@@ -15,18 +16,19 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from strawberry import LazyType
 from strawberry.relay import GlobalID
-from strawberry.types.arguments import InputContext
-from strawberry.types.base import (
+from strawberry.types import get_object_definition, has_object_definition
+
+from schema.internals import (
+    InputContext,
     StrawberryList,
     StrawberryMaybe,
     StrawberryOptional,
     StrawberryType,
-    get_object_definition,
-    has_object_definition,
+    install_input_builder,
+    to_camel_case,
 )
-from strawberry.types.lazy_type import LazyType
-from strawberry.utils.str_converters import to_camel_case
 
 InputClass = TypeVar("InputClass", bound=type)
 
@@ -92,5 +94,5 @@ def built_directly(input_class: InputClass) -> InputClass:
                 values[python] = context.convert(value[name], field_type, name)
         return cls(**values)
 
-    get_object_definition(input_class, strict=True).from_input = from_input
+    install_input_builder(input_class, from_input)
     return input_class

@@ -1,12 +1,13 @@
 """Every name of another library's internals that our code touches, and only here.
 
-The WebSocket transport (`graphql_app/ws/protocol.py`, `graphql_app/ws/graphql_ws.py`) and
-the prepared path (`schema/prepared.py`) do parts of uvicorn's, websockets', Strawberry's
-and graphql-core's work in fewer objects. Where the libraries offer a public way, those
-modules use it; what is left has none, and is reached through this module alone, so that
-one file says what an upgrade can break. Each library named here has an upper version
-bound in pyproject.toml, and `tests/schema/test_internals.py` has one canary per name
-that fails first, naming the name and the installed version, when it changes.
+The WebSocket transport (`graphql_app/ws/protocol.py`, `graphql_app/ws/graphql_ws.py`),
+the prepared path (`schema/prepared.py`) and the input builder (`schema/inputs.py`) do
+parts of uvicorn's, websockets', Strawberry's and graphql-core's work in fewer objects.
+Where the libraries offer a public way, those modules use it; what is left has none, and
+is reached through this module alone, so that one file says what an upgrade can break.
+Each library named here has an upper version bound in pyproject.toml, and
+`tests/schema/test_internals.py` has one canary per name that fails first, naming the
+name and the installed version, when it changes.
 
 It lives in `schema/` because both `schema` and `graphql_app` use it, and a layer may
 only import downwards; it imports nothing of ours.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from graphql import ASTValidationRule, GraphQLSchema
@@ -27,6 +29,15 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation as TransportWSOperation,
 )
+from strawberry.types import get_object_definition
+from strawberry.types.arguments import InputContext
+from strawberry.types.base import (
+    StrawberryList,
+    StrawberryMaybe,
+    StrawberryOptional,
+    StrawberryType,
+)
+from strawberry.utils.str_converters import to_camel_case
 from uvicorn.server import ServerState
 
 if TYPE_CHECKING:
@@ -42,7 +53,13 @@ __all__ = [
     "STRAWBERRY_VALIDATION_RULES",
     "TRANSPORT_WS_HANDLER_ATTRIBUTES",
     "TRANSPORT_WS_HANDLER_METHODS",
+    "InputBuilder",
+    "InputContext",
     "ServerState",
+    "StrawberryList",
+    "StrawberryMaybe",
+    "StrawberryOptional",
+    "StrawberryType",
     "TransportWSHandler",
     "TransportWSOperation",
     "close_received",
@@ -52,8 +69,10 @@ __all__ = [
     "frames_idle",
     "graphql_schema",
     "handle_loop_digest",
+    "install_input_builder",
     "loaded_app",
     "starlette_socket",
+    "to_camel_case",
 ]
 
 
@@ -177,3 +196,19 @@ def starlette_socket(handler: TransportWSHandler[Any, Any]) -> WebSocket:
     without Strawberry's per-socket generator; the adapter has no public way to either.
     """
     return handler.websocket.ws  # type: ignore[attr-defined,no-any-return]
+
+
+# Strawberry: building an input class from the value graphql-core coerced
+# (`schema/inputs.py`). Strawberry calls a builder set on an input type's definition
+# (`StrawberryObjectDefinition.from_input`, with an `InputContext`) instead of converting
+# field by field, but documents neither. The type classes a field's type is told apart by
+# live in `strawberry.types.base` (`StrawberryMaybe` outside its `__all__`), and the
+# schema's default name converter is `strawberry.utils.str_converters.to_camel_case`.
+# Re-exported above.
+InputBuilder = Callable[[type, Mapping[str, Any], InputContext], Any]
+
+
+def install_input_builder(input_class: type, builder: InputBuilder) -> None:
+    """Have Strawberry build `input_class` with `builder` (Strawberry:
+    `StrawberryObjectDefinition.from_input`)."""
+    get_object_definition(input_class, strict=True).from_input = builder

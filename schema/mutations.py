@@ -7,7 +7,7 @@ from starlette.datastructures import UploadFile
 
 from persistence.settings import Settings
 from schema.context import Context
-from schema.metrics import TASKS_CREATED
+from schema.operation_metrics import TASKS_CREATED
 from schema.types import (
     CreateTaskInput,
     CreateTaskResult,

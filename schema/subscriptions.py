@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from schema.context import Context
-from schema.metrics import SUBSCRIPTIONS
+from schema.operation_metrics import SUBSCRIPTIONS
 from schema.types import TaskStatus, TaskUpdate
 from tasks.watching import Update, watch_task, watch_tasks
 

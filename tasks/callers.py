@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from persistence import keys
-from persistence.keys import ApiKey
+from persistence import api_keys
+from persistence.api_keys import ApiKey
 from persistence.models import CALLER_NAME_MAX_CHARS
 from tasks.errors import InvalidInputError
 from tasks.text import check_text
@@ -57,7 +57,7 @@ async def create_key(session: AsyncSession, name: str) -> NewKey:
     if not name.strip() or len(name) > CALLER_NAME_MAX_CHARS:
         raise InvalidInputError("name", f"A key name has 1 to {CALLER_NAME_MAX_CHARS} characters.")
     key = KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
-    stored = await keys.insert_key(session, name, key[:SHOWN_PREFIX_CHARS], digest(key))
+    stored = await api_keys.insert_key(session, name, key[:SHOWN_PREFIX_CHARS], digest(key))
     return NewKey(key, stored)
 
 
@@ -99,7 +99,7 @@ class KeyChecker:
         if key_hash in self._unknown:
             return None
         async with self._lookups, self._sessionmaker() as session:
-            name = await keys.caller_of(session, key_hash)
+            name = await api_keys.caller_of(session, key_hash)
         caller = Caller(name) if name is not None else None
         self._remember(key_hash, caller)
         return caller
@@ -111,7 +111,7 @@ class KeyChecker:
         if not wanted:
             return set()
         async with self._sessionmaker() as session:
-            names = await keys.callers_of(session, list(wanted))
+            names = await api_keys.callers_of(session, list(wanted))
         for key_hash in wanted:
             name = names.get(key_hash)
             self._remember(key_hash, Caller(name) if name is not None else None)

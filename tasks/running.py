@@ -17,8 +17,8 @@ import asyncpg
 from celery import Celery
 
 from persistence import repository, task_writes
-from persistence.events import take_cancel_request
 from persistence.models import STAGE_MAX_CHARS, FileRole, TaskChange, TaskFile
+from tasks.cancel_signals import take_cancel_request
 from tasks.dispatch import send_task
 from tasks.logs import log_transition
 from tasks.providers.base import Chunk, ProviderError

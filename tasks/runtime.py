@@ -26,9 +26,9 @@ from redis.asyncio import Redis
 
 from persistence import task_writes
 from persistence.database import create_engine, create_pool, create_sessionmaker
-from persistence.events import publish
 from persistence.models import TaskChange
 from persistence.settings import DEMO_MODEL, Settings, get_settings
+from tasks.events import publish
 from tasks.providers.base import TextProvider
 from tasks.providers.demo import DemoProvider
 from tasks.providers.openai_provider import OpenAIProvider, create_client

@@ -12,7 +12,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import creation, repository
-from persistence.events import creation_event
 from persistence.models import (
     IDEMPOTENCY_KEY_MAX_CHARS,
     MODEL_NAME_MAX_CHARS,
@@ -28,6 +27,7 @@ from persistence.settings import Settings
 from persistence.unit_of_work import ConnectionUnit, UnitOfWork
 from tasks.dispatch import Dispatcher
 from tasks.errors import InvalidInputError, TaskLimitError, TaskNotFoundError, TaskStateError
+from tasks.events import creation_event
 from tasks.files import NewFile, check_files
 from tasks.logs import log_transition
 from tasks.params import check_params

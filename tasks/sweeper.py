@@ -13,10 +13,10 @@ from functools import partial
 from celery import Celery
 
 from persistence import repository
-from persistence.events import publish
 from persistence.models import Task, TaskKind
 from persistence.unit_of_work import unit_of_work
 from tasks.dispatch import send_task
+from tasks.events import publish
 from tasks.runtime import WorkerRuntime
 
 logger = logging.getLogger(__name__)

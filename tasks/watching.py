@@ -17,9 +17,9 @@ from cachetools import FIFOCache
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from persistence import repository
-from persistence.events import TaskEventHub
 from persistence.models import Task, TaskEvent, TaskStatus
 from tasks.errors import TaskNotFoundError
+from tasks.event_hub import TaskEventHub
 from tasks.submission import parse_task_id
 
 Sessionmaker = async_sessionmaker[AsyncSession]

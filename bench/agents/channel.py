@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.limits import exit_with_parent, raise_open_files_limit
+from bench.process_limits import exit_with_parent, raise_open_files_limit
 from bench.processes import MESSAGE_LIMIT_BYTES
 
 

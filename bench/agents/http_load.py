@@ -1,8 +1,8 @@
 """Load generator: closed-loop HTTP/1.1 clients, each on one keep-alive connection.
 
-A bare asyncio protocol on uvloop rather than httpx: about 50 µs of CPU per request
-against httpx's 700 (the `create` benchmark reports it), and on two cores every
-microsecond the client spends is taken from the server it loads. Each client sends the
+A bare asyncio protocol on uvloop rather than httpx: a small fraction of httpx's CPU per
+request (the `create` benchmark reports both), and every microsecond the client spends on
+a small machine is taken from the server it loads. Each client sends the
 same POST again as soon as the answer to the last one has arrived, and times it (send to
 last byte).
 

@@ -27,8 +27,8 @@ from redis.asyncio import Redis
 from bench.agents.channel import Channel, run_agent
 from persistence import task_writes
 from persistence.database import create_engine, create_pool
-from persistence.events import publish
 from persistence.models import TaskChange, TaskEvent
+from tasks.events import publish
 
 APPLICATION_NAME = "aitasks-bench-writer"
 # Long enough that no claim runs out during a benchmark.

@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.core import Benchmark, Figure, Report, format_number, median, percentile
 from bench.stack import Context, stack
-from persistence import events, repository, task_writes
+from persistence import repository, task_writes
 from persistence.database import create_engine, create_pool, create_sessionmaker
 from persistence.models import Task, TaskChange, TaskEvent
+from tasks import events
 
 TASKS_PER_VARIANT = 20
 # Changes per variant per round; the variants take turns, in a new order each round, so

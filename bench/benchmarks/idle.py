@@ -15,7 +15,7 @@ from bench.core import Benchmark, Figure, Report, below, format_number
 from bench.deliveries import match
 from bench.processes import Agent
 from bench.stack import Context, Stack, stack
-from persistence.events import channel_of
+from tasks.events import channel_of
 
 SUBSCRIPTIONS = 10_000
 TARGET_KIB = 20.0

@@ -23,7 +23,7 @@ CHANGES = round(TASKS / CHANGE_INTERVAL_SECONDS * WINDOW_SECONDS)
 SETUP_SECONDS = 60.0
 DRAIN_SECONDS = 10.0
 PHASES = ("writer alone", "subscription", "polling")
-# The API's request log (graphql_app/logs.py), read as text lines.
+# The API's request log (graphql_app/http/request_log.py), read as text lines.
 REQUEST_LOGGER = "aitasks.requests"
 
 METHOD = f"""\
@@ -67,7 +67,7 @@ class Phase:
 
 def _request_log_counts(api: Api | None) -> tuple[int, int]:
     """POSTs to /graphql and WebSockets on it, from the API's request log (text lines,
-    graphql_app/logs.py), read once the API has stopped and every socket has ended."""
+    graphql_app/http/request_log.py), read once the API has stopped and every socket has ended."""
     if api is None:
         return 0, 0
     log = api.child.log_path.read_text(errors="replace")

@@ -11,9 +11,9 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from graphql_app.cli import devstack, embedded
-from persistence import admin, keys
+from persistence import admin, api_keys
+from persistence.api_keys import ApiKey
 from persistence.database import create_engine, create_sessionmaker
-from persistence.keys import ApiKey
 from persistence.migrate import upgrade_to_head
 from persistence.settings import Settings
 from tasks.callers import NewKey, create_key, digest
@@ -58,7 +58,7 @@ def new_key(database_url: str, name: str) -> NewKey:
 
 
 def all_keys(database_url: str) -> list[ApiKey]:
-    return _in_transaction(database_url, keys.list_keys)
+    return _in_transaction(database_url, api_keys.list_keys)
 
 
 class KeyNotFound(Exception):
@@ -74,14 +74,14 @@ async def _revoke_one(session: AsyncSession, given: str) -> ApiKey:
     given = given.strip().rstrip(".")
     if not given:
         raise KeyNotFound("give a key's id, the start of it, or its first characters")
-    found = [key for key in await keys.list_keys(session) if not key.revoked_at]
+    found = [key for key in await api_keys.list_keys(session) if not key.revoked_at]
     matching = [key for key in found if _matches(key, given)]
     if not matching:
         raise KeyNotFound(f"no active key has an id starting with {given!r} or that prefix")
     if len(matching) > 1:
         ids = ", ".join(str(key.id)[:8] for key in matching)
         raise KeyNotFound(f"{given!r} matches {len(matching)} keys ({ids}): give more characters")
-    revoked = await keys.revoke_key(session, str(matching[0].id))
+    revoked = await api_keys.revoke_key(session, str(matching[0].id))
     return revoked[0]
 
 
@@ -123,7 +123,9 @@ def development_key(database_url: str, settings: Settings) -> str:
     path = settings.data_dir.resolve() / DEVELOPMENT_KEY_FILE
     if path.exists():
         kept = path.read_text().strip()
-        found = _in_transaction(database_url, lambda session: keys.caller_of(session, digest(kept)))
+        found = _in_transaction(
+            database_url, lambda session: api_keys.caller_of(session, digest(kept))
+        )
         if found is not None:
             return kept
     made = new_key(database_url, DEVELOPMENT_KEY_NAME)

@@ -37,6 +37,7 @@ from graphql_app.http.artifacts import download_artifact
 from graphql_app.http.body_limit import BodySizeLimit
 from graphql_app.http.health import healthz, metrics, readyz
 from graphql_app.http.outage import OutageGuard
+from graphql_app.http.request_log import RequestLog
 from graphql_app.http.sessions import (
     admit_request,
     login,
@@ -46,20 +47,19 @@ from graphql_app.http.sessions import (
     socket_caller,
 )
 from graphql_app.http.web import WebApp
-from graphql_app.logs import RequestLog
 from graphql_app.mcp.server import MCP_PATH, McpEndpoint, build_mcp_server, mount_http
 from graphql_app.ws.graphql_ws import SharedSubscriptions, TransportHandler
 from graphql_app.ws.messages import FORBIDDEN, KEY_REVOKED_REASON, SOCKET_KEY_STATE
 from graphql_app.ws.protocol import SHUTDOWN_REASON
 from persistence.creation import TaskInserts
 from persistence.database import POOL_SIZE, create_engine, create_pool, create_sessionmaker
-from persistence.events import TaskEventHub
 from persistence.settings import Settings, get_settings
 from schema import QueryLimits, build_schema
 from schema.context import Context, Services
 from schema.prepared import PreparedOperations
 from tasks.callers import DEVELOPMENT_CALLER, KeyChecker
 from tasks.dispatch import Dispatcher
+from tasks.event_hub import TaskEventHub
 from tasks.rate_limits import RateLimiter
 from tasks.request_info import CURRENT_REQUEST
 
@@ -545,9 +545,9 @@ class Api(FastAPI):
     middleware and the router.
 
     A WebSocket is a request that lasts hours, and each middleware and the router keep
-    a coroutine frame for it all that time, some an object or an exit stack too: 6.5 KiB
-    of the 44 KiB an idle one-subscription socket held (tracemalloc, 1,000 sockets), and
-    every update sent went through each one's `send` wrapper. A POST is the API's hot
+    a coroutine frame for it all that time, some an object or an exit stack too (a
+    good part of what an idle socket holds), and every update sent would go through
+    each one's `send` wrapper. A POST is the API's hot
     path, and each layer costs it a little. What the stack does for them is kept in
     `graphql_lane` (RequestLog and BodySizeLimit; a WebSocket, which has no body, skips
     the latter); only with OpenTelemetry on, which traces in the stack, is the stack

@@ -1,7 +1,7 @@
 """A request that meets an outage outside any resolver (the API key's lookup, the rate
 limiter, a download) is answered 503 with Retry-After and a GraphQL-shaped error that
 names the server, never a bare 500. Errors inside resolvers are mapped the same way in
-`schema.errors`."""
+`schema.error_mapping`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from persistence.outages import unavailable_dependency
-from schema.errors import UNAVAILABLE_CODE
+from schema.error_mapping import UNAVAILABLE_CODE
 
 logger = logging.getLogger(__name__)
 

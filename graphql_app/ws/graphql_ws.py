@@ -66,7 +66,7 @@ from graphql_app.ws.sharing import SharedValues
 from persistence.outages import unavailable_dependency
 from schema import QueryLimits, Schema
 from schema.context import Context, Services
-from schema.errors import for_client
+from schema.error_mapping import for_client
 from schema.internals import (
     TransportWSHandler,
     forget_subfields,
@@ -74,7 +74,7 @@ from schema.internals import (
     starlette_socket,
 )
 from schema.internals import TransportWSOperation as Operation
-from schema.metrics import OPERATION_SECONDS, OPERATIONS
+from schema.operation_metrics import OPERATION_SECONDS, OPERATIONS
 from schema.prepared import DocumentChecks
 from schema.subscriptions import follow_task
 from schema.types import TaskUpdate
@@ -309,7 +309,7 @@ class TransportHandler(TransportWSHandler[Context, None]):
         """Strawberry's loop, reading each message straight off the socket: no async
         generator per socket (Strawberry's `iter_json`, which asyncio also tracks), and
         no message kept while the next is awaited (the subscribe message's text and
-        dict, 1.8 KiB, for as long as the socket is idle)."""
+        dict, for as long as the socket is idle)."""
         self.on_request_accepted()
         socket: WebSocket = starlette_socket(self)
         try:
@@ -371,7 +371,7 @@ class TransportHandler(TransportWSHandler[Context, None]):
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
         # The timer is cancelled by now (or it has closed the socket). Left on the
-        # handler, its task and coroutine stay as long as the socket: 0.9 KiB of each.
+        # handler, its task and coroutine would stay as long as the socket.
         self.connection_init_timeout_task = None
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:

@@ -26,7 +26,7 @@ CRLF = b"\r\n"
 
 # Headers that are the same on most connections (set by the client's library, its
 # browser, the load balancer), kept once for all: an idle socket's scope holds its
-# headers for as long as it is open, eleven of them from a websockets client, 1.1 KiB.
+# headers for as long as it is open, and most of them repeat from socket to socket.
 # At most SHARED_HEADERS_MAX distinct ones are kept, none longer than
 # SHARED_HEADER_MAX_BYTES, so odd clients cannot grow the table.
 SHARED_HEADER_NAMES = frozenset(

@@ -6,10 +6,9 @@ keep, per socket, an asyncio.Queue, an Event, timers for keepalive pings and buf
 messages in progress; this one keeps a slotted object and nothing else while idle. Frames
 are websockets' (its sans-io `Protocol` parses them, with masking, control frames, size
 limits and the close handshake; `Frame` serialises them), but a parser exists only while
-a frame, a fragmented message or the closing handshake is in progress: an idle one is
-1.2 KiB, and a socket is idle almost all its life. No queue until a message waits, no
-timer per socket (one sweep per process pings quiet sockets), no task beyond the ASGI
-app's own.
+a frame, a fragmented message or the closing handshake is in progress, and a socket is
+idle almost all its life. No queue until a message waits, no timer per socket (one sweep
+per process pings quiet sockets), no task beyond the ASGI app's own.
 
 Bounds come from uvicorn's config: `ws_max_size` (a message, fragments included),
 `ws_max_queue` (messages received and not yet read by the app, past which reading

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis_graphql import Mode, from_schema, nodes
 
 from schema import schema
-from schema.errors import UNEXPECTED_MESSAGE
+from schema.error_mapping import UNEXPECTED_MESSAGE
 from tests.fixtures.stack import Stack
 
 # Enough documents to reach every field and argument several ways, in about a minute;

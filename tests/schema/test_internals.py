@@ -10,11 +10,13 @@ import re
 from importlib.metadata import version
 
 import pytest
+import strawberry
 import uvicorn
 from graphql import GraphQLSchema, parse
 from graphql.execution import Executor
 from graphql.validation import ASTValidationRule
 from starlette.websockets import WebSocket
+from strawberry.types import get_object_definition
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import Protocol, Side
 
@@ -25,7 +27,12 @@ from schema.internals import (
     SUBFIELDS_MEMO,
     TRANSPORT_WS_HANDLER_ATTRIBUTES,
     TRANSPORT_WS_HANDLER_METHODS,
+    InputContext,
     ServerState,
+    StrawberryList,
+    StrawberryMaybe,
+    StrawberryOptional,
+    StrawberryType,
     TransportWSHandler,
     TransportWSOperation,
     close_received,
@@ -35,6 +42,8 @@ from schema.internals import (
     frames_idle,
     graphql_schema,
     handle_loop_digest,
+    install_input_builder,
+    to_camel_case,
 )
 
 STRAWBERRY = f"strawberry-graphql {version('strawberry-graphql')}"
@@ -183,3 +192,55 @@ def test_websockets_protocol_still_shows_a_message_or_a_frame_in_progress() -> N
     )
     server.receive_data(whole[3:])
     assert frames_idle(server), WEBSOCKETS
+
+
+@strawberry.input
+class ProbeInput:
+    some_value: int = 0
+
+
+@strawberry.type
+class ProbeQuery:
+    @strawberry.field
+    def probe(self, probe: ProbeInput) -> str:
+        return type(probe).__name__ + str(probe.some_value)
+
+
+@strawberry.input
+class ProbeFields:
+    items: list[int]
+    maybe: strawberry.Maybe[int]
+    optional: int | None = None
+
+
+def test_strawberry_still_builds_an_input_with_the_builder_on_its_definition() -> None:
+    built: list[InputContext] = []
+
+    def builder(cls: type, value: object, context: InputContext) -> ProbeInput:
+        built.append(context)
+        return ProbeInput(some_value=42)
+
+    install_input_builder(ProbeInput, builder)
+    result = strawberry.Schema(ProbeQuery).execute_sync("{ probe(probe: {someValue: 1}) }")
+    assert result.data == {"probe": "ProbeInput42"} and len(built) == 1, (
+        f"Strawberry no longer builds inputs through StrawberryObjectDefinition.from_input "
+        f"in {STRAWBERRY}: {result}"
+    )
+    assert callable(built[0].convert), f"InputContext.convert is gone in {STRAWBERRY}"
+
+
+def test_strawberry_still_tells_field_types_apart_by_the_classes_the_fence_names() -> None:
+    definition = get_object_definition(ProbeFields, strict=True)
+    fields = {field.python_name: field.type for field in definition.fields}
+    assert isinstance(fields["items"], StrawberryList), f"list fields changed in {STRAWBERRY}"
+    assert isinstance(fields["maybe"], StrawberryMaybe), f"Maybe fields changed in {STRAWBERRY}"
+    assert isinstance(fields["optional"], StrawberryOptional), (
+        f"optional fields changed in {STRAWBERRY}"
+    )
+    assert issubclass(StrawberryList, StrawberryType)
+
+
+def test_strawberry_default_name_converter_is_still_camel_case() -> None:
+    assert to_camel_case("timeout_seconds") == "timeoutSeconds", (
+        f"strawberry.utils.str_converters.to_camel_case changed in {STRAWBERRY}"
+    )

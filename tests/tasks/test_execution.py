@@ -10,10 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from persistence.events import channel_of, decode
 from persistence.models import TaskStatus
 from persistence.settings import Settings
 from tasks.celery_app import create_celery_app
+from tasks.events import channel_of, decode
 from tasks.execution import run_task
 from tasks.providers.base import Chunk
 from tasks.running import PENDING_BATCHES_MAX, Outcome, RunningTask

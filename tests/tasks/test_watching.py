@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from persistence import repository, task_writes
 from persistence.database import create_engine, create_sessionmaker
-from persistence.events import TaskEventHub, publish
 from persistence.models import Task, TaskChange
 from persistence.unit_of_work import unit_of_work
 from tasks import watching
 from tasks.callers import DEVELOPMENT_CALLER
+from tasks.event_hub import TaskEventHub
+from tasks.events import publish
 from tasks.watching import Update, watch_task
 from tests.fixtures.stack import Stack
 from tests.fixtures.tasks import driver, insert_in_session, new_row

@@ -1,5 +1,5 @@
-"""Task changes on Redis pub/sub: one channel for every change, one subscriber connection
-per process, fanned out in the process to any number of listeners.
+"""The process's one Redis subscription to task changes, fanned out in the process to any
+number of listeners (tasks/events.py encodes and publishes the changes).
 
 Pub/sub delivers at most once. It is only the fast path: the durable record of every
 change is the `task_events` log in PostgreSQL, and a listener that may have missed a
@@ -16,124 +16,25 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from persistence import repository
-from persistence.models import Task, TaskEvent, TaskStatus
+from persistence.models import TaskEvent
+from tasks.events import TASK_ID_CHARS, channel_of, decode
 
 logger = logging.getLogger(__name__)
 
-# Every change of every task goes out on one channel, so each API process needs exactly
-# one subscription however many tasks its clients follow. Pub/sub ignores database
-# numbers, so the channel names the number: deployments sharing a server stay apart.
-CHANNEL_PREFIX = "aitasks:task-events:"
-# A message is "<task id> <event JSON>": a listener-less process skips it unparsed.
-TASK_ID_CHARS = 36
 # How long one read from Redis waits before the hub checks whether it should stop.
 READ_TIMEOUT_SECONDS = 1.0
 # Back-off between attempts to reach a Redis that went away.
 RECONNECT_DELAY_SECONDS = (0.1, 5.0)
 # Task ids per query when the hub checks its listeners against the database.
 AUDIT_BATCH = 1000
-
-
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def encode(event: TaskEvent) -> str:
-    # orjson writes datetimes as `isoformat()` does and takes a twentieth of the stdlib's
-    # time (measured: an event in 5 µs instead of 15, and one is encoded per change).
-    # The values are as read back from PostgreSQL, so orjson can always encode them.
-    body = orjson.dumps(
-        {
-            "sequence": event.sequence,
-            "status": event.status.value,
-            "progress": event.progress,
-            "stage": event.stage,
-            "delta": event.delta,
-            "result_reset": event.result_reset,
-            "error": event.error,
-            "attempts": event.attempts,
-            "updated_at": event.updated_at,
-            "started_at": event.started_at,
-            "finished_at": event.finished_at,
-            "scheduled_for": event.scheduled_for,
-            "cancel_requested_at": event.cancel_requested_at,
-            "errors": event.errors,
-            "output": event.output,
-            "artifacts": event.artifacts,
-        }
-    )
-    return f"{event.task_id} {body.decode()}"
-
-
-def decode(message: str) -> TaskEvent:
-    # Read with orjson too: every API process decodes every change it hears.
-    data = orjson.loads(message[TASK_ID_CHARS + 1 :])
-    return TaskEvent(
-        task_id=uuid.UUID(message[:TASK_ID_CHARS]),
-        sequence=int(data["sequence"]),
-        status=TaskStatus(data["status"]),
-        progress=float(data["progress"]),
-        stage=data["stage"],
-        delta=data["delta"],
-        result_reset=bool(data["result_reset"]),
-        error=data["error"],
-        attempts=int(data["attempts"]),
-        updated_at=datetime.fromisoformat(data["updated_at"]),
-        started_at=_parse_time(data["started_at"]),
-        finished_at=_parse_time(data["finished_at"]),
-        scheduled_for=_parse_time(data["scheduled_for"]),
-        cancel_requested_at=_parse_time(data["cancel_requested_at"]),
-        errors=list(data["errors"]),
-        output=data.get("output"),
-        artifacts=list(data.get("artifacts") or []),
-    )
-
-
-def channel_of(redis: Redis) -> str:
-    return f"{CHANNEL_PREFIX}{redis.connection_pool.connection_kwargs.get('db', 0)}"
-
-
-async def publish(redis: Redis, event: TaskEvent) -> None:
-    await redis.publish(channel_of(redis), encode(event))
-
-
-# A cancel request reaches the worker running the task as an item on this list.
-CANCEL_KEY_PREFIX = "aitasks:cancel:"
-# A request whose worker died is dropped after this long; the sweeper ends such a task.
-CANCEL_SIGNAL_TTL_SECONDS = 3600
-
-
-async def signal_cancel(redis: Redis, task_id: uuid.UUID) -> None:
-    """Tell the worker running the task to stop it (the request is also in the row)."""
-    key = f"{CANCEL_KEY_PREFIX}{task_id}"
-    async with redis.pipeline(transaction=True) as pipeline:
-        pipeline.lpush(key, "cancel")
-        pipeline.expire(key, CANCEL_SIGNAL_TTL_SECONDS)
-        await pipeline.execute()
-
-
-async def take_cancel_request(redis: Redis, task_id: uuid.UUID) -> bool:
-    """Whether a cancel request for the task is waiting (and take it).
-
-    A quick poll rather than a blocking BLPOP: cancelling redis-py's client in the middle
-    of a blocking command was seen to hang the coroutine for good.
-    """
-    return await redis.lpop(f"{CANCEL_KEY_PREFIX}{task_id}") is not None
-
-
-def creation_event(task: Task) -> TaskEvent:
-    """The event of a task's creation (sequence 1)."""
-    return TaskEvent.of(task, result_reset=True)
 
 
 class Listener:
@@ -145,8 +46,7 @@ class Listener:
 
     A list and one future rather than a deque and an asyncio.Event: an idle subscription
     holds an empty buffer and a waiter for as long as it is open, and a deque (with its
-    first block) and an Event (with a deque of waiters) cost 1.5 KiB of the ~44 KiB a
-    one-subscription WebSocket held with 10,000 open.
+    first block) and an Event (with a deque of waiters) cost several times as much.
     """
 
     __slots__ = ("_events", "_max_buffered", "_waiter", "out_of_sync", "sequence")
@@ -186,7 +86,7 @@ class Listener:
             try:
                 if quiet_seconds is None:
                     # Not through wait_for, whose coroutine an idle subscription would
-                    # keep for as long as it waits: 0.3 KiB each.
+                    # keep for as long as it waits.
                     await self._waiter
                 else:
                     await asyncio.wait_for(self._waiter, quiet_seconds)

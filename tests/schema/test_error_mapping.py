@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import strawberry
 
-from schema.errors import UNEXPECTED_CODE, UNEXPECTED_MESSAGE, mask_errors
+from schema.error_mapping import UNEXPECTED_CODE, UNEXPECTED_MESSAGE, mask_errors
 from tasks.errors import TaskNotFoundError
 
 pytestmark = pytest.mark.anyio
