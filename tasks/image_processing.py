@@ -7,11 +7,11 @@ from pathlib import PurePath
 from typing import Any
 
 from persistence.models import FILE_NAME_MAX_CHARS, TaskFile
+from tasks.image_processing_params import ImageParams
 from tasks.image_processing_steps import (
     EncodedImage,
     ImageInputError,
     ImageLimits,
-    ImageParams,
     apply_operation,
     describe_operation,
     encode_image,

@@ -17,7 +17,7 @@ from persistence.models import TaskFile, TaskKind
 from persistence.settings import Settings
 from tasks.data_analysis_params import DataParams
 from tasks.errors import InvalidInputError
-from tasks.image_processing_steps import ImageParams
+from tasks.image_processing_params import ImageParams
 from tasks.text import check_json_text
 
 # The params model of each kind that takes params, and what its one input file is.

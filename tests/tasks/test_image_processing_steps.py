@@ -11,23 +11,25 @@ import pytest
 from PIL import Image, ImageFilter
 from pydantic import ValidationError
 
-from tasks.image_processing_steps import (
+from tasks.image_processing_params import (
     MAX_OPERATIONS,
-    PREVIEW_MAX_SIDE,
     BlurOperation,
     ConvertOperation,
     CropOperation,
-    EncodedImage,
     GrayscaleOperation,
     ImageFormat,
-    ImageInputError,
-    ImageLimits,
     ImageOperation,
     ImageParams,
     ResizeOperation,
     RotateOperation,
     SharpenOperation,
     ThumbnailOperation,
+)
+from tasks.image_processing_steps import (
+    PREVIEW_MAX_SIDE,
+    EncodedImage,
+    ImageInputError,
+    ImageLimits,
     apply_operation,
     describe_operation,
     encode_image,
