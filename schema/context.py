@@ -15,10 +15,10 @@ from persistence.creation import TaskInserts
 from persistence.events import TaskEventHub
 from persistence.settings import Settings
 from persistence.unit_of_work import ConnectionUnit, UnitOfWork, connection_unit, unit_of_work
-from tasks.callers import Caller, KeyChecker
-from tasks.dispatch import Dispatcher
 from tasks.errors import Unauthenticated
-from tasks.rate_limits import RateLimiter
+from tasks.services.callers import Caller, KeyChecker
+from tasks.services.dispatch import Dispatcher
+from tasks.services.rate_limits import RateLimiter
 
 
 @dataclass(frozen=True)

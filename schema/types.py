@@ -13,7 +13,7 @@ from persistence import models
 from persistence.models import TaskKind, TaskPriority, TaskStatus
 from schema.context import Context
 from schema.inputs import built_directly
-from tasks.watching import Update
+from tasks.services.watching import Update
 
 # The model's enums are the GraphQL enums: one name per concept in every layer.
 strawberry.enum(TaskStatus, description="Where a task is in its life.")

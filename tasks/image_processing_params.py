@@ -1,6 +1,6 @@
 """The params of an IMAGE_PROCESSING task: the operations applied in order, and whether
-to ask for a caption. Apart from `tasks.image_processing_steps` (which loads Pillow), so
-the API can check them."""
+to ask for a caption. Apart from `tasks.worker.bodies.image_processing_steps` (which
+loads Pillow), so the API can check them."""
 
 from __future__ import annotations
 

@@ -225,7 +225,7 @@ def worker(
                 shutil.rmtree(directory, ignore_errors=True)
 
         atexit.register(remove_directory)
-    from tasks.worker import check_queues, start_worker
+    from tasks.worker.app import check_queues, start_worker
 
     settings = _service_settings()
     names = [name.strip() for name in queues.split(",")] if queues is not None else None
@@ -235,7 +235,7 @@ def worker(
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
     if metrics_port:
-        from tasks.metrics_server import serve
+        from tasks.worker.metrics_server import serve
 
         serve(settings, metrics_port, settings.host)
     if quiet:
@@ -495,7 +495,7 @@ def retry(task_id: str, watch: bool, url: str | None, key: str | None, as_json: 
 @click.option("--timeout", default=2.0, show_default=True, help="Seconds to wait for workers.")
 def inspect(timeout: float) -> None:
     """Summarise the queues (messages waiting) and the workers (tasks running)."""
-    from tasks.worker import queue_depths, running_tasks
+    from tasks.worker.app import queue_depths, running_tasks
 
     settings = _service_settings()
     click.echo("queues (messages waiting):")
@@ -511,7 +511,7 @@ def inspect(timeout: float) -> None:
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for answers.")
 def worker_health(timeout: float) -> None:
     """Exit 0 if a worker on this host answers a ping (for container health checks)."""
-    from tasks.worker import ping_local_workers
+    from tasks.worker.app import ping_local_workers
 
     settings = _service_settings()
     answered = ping_local_workers(settings, timeout)
@@ -524,7 +524,7 @@ def worker_health(timeout: float) -> None:
 @click.option("--port", default=5555, show_default=True, help="Port of Flower's web UI.")
 def flower(port: int) -> None:
     """Flower, the Celery web UI: workers, task names, arguments and states."""
-    from tasks.worker import start_flower
+    from tasks.worker.app import start_flower
 
     settings = _service_settings()
     start_flower(settings, port)

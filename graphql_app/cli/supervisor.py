@@ -169,8 +169,8 @@ class Children:
 def _spawn_workers(children: Children) -> int:
     """A worker per kind of task, so that a flood of one kind never holds up another;
     the text worker also runs the sweeper and its schedule. Returns how many Celery
-    workers will answer a ping (the text worker's queues take two: tasks/text_worker.py)."""
-    from tasks.worker import celery_workers
+    workers will answer a ping (the text worker's queues take two: tasks/worker/text_worker.py)."""
+    from tasks.worker.app import celery_workers
 
     answering = 0
     for kind, queue in QUEUES.items():
@@ -220,7 +220,7 @@ def _api_answers(settings: Settings, api: Child) -> bool:
 
 
 def _workers_answering() -> int:
-    from tasks.worker import ping_local_workers
+    from tasks.worker.app import ping_local_workers
 
     return len(ping_local_workers(get_settings(), PING_SECONDS))
 

@@ -85,7 +85,7 @@ def _colour_name(red: int, green: int, blue: int) -> str:
 
 
 def _answer(prompt: str) -> str:
-    from tasks.data_analysis_steps import read_narrative_prompt
+    from tasks.worker.bodies.data_analysis_steps import read_narrative_prompt
 
     narrative = read_narrative_prompt(prompt)
     return demo_answer(prompt) if narrative is None else demo_narrative(*narrative)

@@ -9,7 +9,7 @@ module closes that gap within seconds:
   `reconcile_check_seconds`: when Redis has a new `run_id` (it restarted), either server
   has come back, or a kind's queue is empty while PostgreSQL has tasks of that kind that
   have waited `pending_orphan_seconds`, it sends those tasks again at once; and every
-  `sweep_interval_seconds` it runs the full sweep (tasks/sweeper.py).
+  `sweep_interval_seconds` it runs the full sweep (tasks/worker/sweeper.py).
 - when a pool process dies under a task (SIGKILL, the OOM killer), the main process ends
   that task's lease before Celery puts its message back, so the redelivery claims it.
 
@@ -43,9 +43,9 @@ from persistence.database import create_engine
 from persistence.models import TaskKind
 from persistence.settings import Settings, get_settings
 from tasks.celery_app import PRIORITY_STEPS, QUEUES, TASK_NAMES
-from tasks.dispatch import PRIORITY_SEPARATOR
-from tasks.runtime import WorkerRuntime
-from tasks.sweeper import resend_stale_tasks, sweep_stale_tasks
+from tasks.services.dispatch import PRIORITY_SEPARATOR
+from tasks.worker.runtime import WorkerRuntime
+from tasks.worker.sweeper import resend_stale_tasks, sweep_stale_tasks
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from persistence.models import FILE_NAME_MAX_CHARS, TaskFile
 from tasks.image_processing_params import ImageParams
-from tasks.image_processing_steps import (
+from tasks.providers.base import Chunk, ImageData
+from tasks.worker.bodies.image_processing_steps import (
     EncodedImage,
     ImageInputError,
     ImageLimits,
@@ -19,8 +20,7 @@ from tasks.image_processing_steps import (
     open_image,
     output_format_for,
 )
-from tasks.providers.base import Chunk, ImageData
-from tasks.running import Outcome, RunningTask, in_thread
+from tasks.worker.running import Outcome, RunningTask, in_thread
 
 # Shares of the progress bar: decoding, the operations, encoding, the caption.
 DECODED_AT = 0.1

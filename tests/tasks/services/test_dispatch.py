@@ -14,7 +14,7 @@ from persistence.events import channel_of, creation_event
 from persistence.models import QUEUED_STAGE, Task, TaskKind, TaskPriority, TaskStatus
 from persistence.settings import Settings
 from tasks.celery_app import BROKER_PRIORITIES, TASK_NAMES, create_celery_app
-from tasks.dispatch import PRIORITY_SEPARATOR, Dispatcher, task_message
+from tasks.services.dispatch import PRIORITY_SEPARATOR, Dispatcher, task_message
 from tests.fixtures.stack import Backing, Stack
 
 # A queue no worker reads, so the message Celery sends stays there to be looked at.

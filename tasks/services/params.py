@@ -18,7 +18,7 @@ from persistence.settings import Settings
 from tasks.data_analysis_params import DataParams
 from tasks.errors import InvalidInputError
 from tasks.image_processing_params import ImageParams
-from tasks.text import check_json_text
+from tasks.services.text import check_json_text
 
 # The params model of each kind that takes params, and what its one input file is.
 PARAMS_MODELS: dict[TaskKind, type[BaseModel]] = {

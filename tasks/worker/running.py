@@ -19,10 +19,10 @@ from celery import Celery
 from persistence import repository, task_writes
 from persistence.events import take_cancel_request
 from persistence.models import STAGE_MAX_CHARS, FileRole, TaskChange, TaskFile
-from tasks.dispatch import send_task
 from tasks.logs import log_transition
 from tasks.providers.base import Chunk, ProviderError
-from tasks.runtime import WorkerRuntime
+from tasks.services.dispatch import send_task
+from tasks.worker.runtime import WorkerRuntime
 
 logger = logging.getLogger(__name__)
 

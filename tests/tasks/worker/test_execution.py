@@ -14,10 +14,10 @@ from persistence.events import channel_of, decode
 from persistence.models import TaskStatus
 from persistence.settings import Settings
 from tasks.celery_app import create_celery_app
-from tasks.execution import run_task
 from tasks.providers.base import Chunk
-from tasks.running import PENDING_BATCHES_MAX, Outcome, RunningTask
-from tasks.runtime import WorkerRuntime
+from tasks.worker.execution import run_task
+from tasks.worker.running import PENDING_BATCHES_MAX, Outcome, RunningTask
+from tasks.worker.runtime import WorkerRuntime
 from tests.fixtures.stack import Stack
 from tests.fixtures.tasks import insert_pending_task, logged_events
 

@@ -19,18 +19,18 @@ from persistence import task_writes
 from persistence.models import TaskChange
 from persistence.outages import POSTGRESQL, unavailable_dependency
 from persistence.settings import Settings
-from tasks.dispatch import send_task
 from tasks.logs import log_transition
-from tasks.metrics import record_attempt
 from tasks.providers.base import ProviderError
-from tasks.running import (
+from tasks.services.dispatch import send_task
+from tasks.worker.metrics import record_attempt
+from tasks.worker.running import (
     CancelRequested,
     ClaimLost,
     Outcome,
     RunningTask,
     WorkFailed,
 )
-from tasks.runtime import WorkerRuntime
+from tasks.worker.runtime import WorkerRuntime
 
 logger = logging.getLogger(__name__)
 

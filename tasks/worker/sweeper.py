@@ -15,8 +15,8 @@ from persistence import repository
 from persistence.events import publish
 from persistence.models import Task, TaskKind
 from persistence.unit_of_work import unit_of_work
-from tasks.dispatch import send_task
-from tasks.runtime import WorkerRuntime
+from tasks.services.dispatch import send_task
+from tasks.worker.runtime import WorkerRuntime
 
 logger = logging.getLogger(__name__)
 

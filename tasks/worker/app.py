@@ -22,12 +22,12 @@ from tasks.celery_app import (
     TASK_NAMES,
     create_celery_app,
 )
-from tasks.dispatch import PRIORITY_SEPARATOR
-from tasks.execution import Work, run_task
-from tasks.reconciler import LostWorkerRequest, ReconcilerStep
-from tasks.runtime import close_runtime, get_runtime
-from tasks.sweeper import sweep_stale_tasks
-from tasks.text_worker import (
+from tasks.services.dispatch import PRIORITY_SEPARATOR
+from tasks.worker.execution import Work, run_task
+from tasks.worker.reconciler import LostWorkerRequest, ReconcilerStep
+from tasks.worker.runtime import close_runtime, get_runtime
+from tasks.worker.sweeper import sweep_stale_tasks
+from tasks.worker.text_worker import (
     TEXT_QUEUE,
     TextWorker,
     held_tasks,
@@ -42,14 +42,14 @@ def _work_for(kind: TaskKind) -> Work:
     # Imported when a task of the kind first runs: a worker serving only text never
     # loads pandas or Pillow.
     if kind == TaskKind.IMAGE_PROCESSING:
-        from tasks.image_processing import process_image
+        from tasks.worker.bodies.image_processing import process_image
 
         return process_image
     if kind == TaskKind.DATA_ANALYSIS:
-        from tasks.data_analysis import analyse_data
+        from tasks.worker.bodies.data_analysis import analyse_data
 
         return analyse_data
-    from tasks.text_generation import generate_text
+    from tasks.worker.bodies.text_generation import generate_text
 
     return generate_text
 
@@ -211,8 +211,8 @@ def start_worker(
     quiet: bool = False,
 ) -> None:
     """Run a Celery worker in this process until it is told to stop; with `beat`, its
-    main process also runs the sweeps and reconciles after outages (tasks/reconciler.py)
-    in place of Celery's beat. The text queue goes to a text worker (tasks/text_worker.py)
+    main process also runs the sweeps and reconciles after outages (tasks/worker/reconciler.py)
+    in place of Celery's beat. The text queue goes to a text worker (tasks/worker/text_worker.py)
     that this process starts and watches; the other queues to this process's prefork pool."""
     queues = queues or all_queues()
     check_queues(queues)

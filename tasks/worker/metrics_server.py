@@ -1,7 +1,7 @@
-"""The worker's metrics endpoint: the pool processes' counters (tasks/metrics.py), summed,
+"""The worker's metrics endpoint: the pool processes' counters (tasks/worker/metrics.py), summed,
 and the queue depths read from Redis at each scrape.
 
-Apart from tasks/metrics.py because it reads the queues through tasks/worker.py, which
+Apart from tasks/worker/metrics.py because it reads the queues through tasks/worker/app.py, which
 runs tasks and so imports the counters: kept together, the two made an import cycle.
 """
 
@@ -14,7 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from persistence.settings import Settings
-from tasks.worker import queue_depths
+from tasks.worker.app import queue_depths
 
 # Set by `aitasks worker --metrics-port` before prometheus_client is imported.
 MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"

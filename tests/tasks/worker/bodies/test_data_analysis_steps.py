@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from tasks.data_analysis_steps import (
+from tasks.worker.bodies.data_analysis_steps import (
     MARKDOWN_MAX_GROUP_ROWS,
     DataInputError,
     DataLimits,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from persistence.database import create_engine, create_sessionmaker
-from tasks.callers import CACHE_MAX_KEYS, KEY_PREFIX, Caller, KeyChecker
+from tasks.services.callers import CACHE_MAX_KEYS, KEY_PREFIX, Caller, KeyChecker
 from tests.fixtures.keys import aitasks, new_key
 from tests.fixtures.stack import Stack
 

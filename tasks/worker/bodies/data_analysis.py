@@ -9,7 +9,8 @@ from typing import Any
 
 from persistence.models import TaskFile
 from tasks.data_analysis_params import DataParams
-from tasks.data_analysis_steps import (
+from tasks.providers.base import Chunk
+from tasks.worker.bodies.data_analysis_steps import (
     DataInputError,
     DataLimits,
     GroupResult,
@@ -19,8 +20,7 @@ from tasks.data_analysis_steps import (
     profile,
     summary_markdown,
 )
-from tasks.providers.base import Chunk
-from tasks.running import Outcome, RunningTask, in_thread
+from tasks.worker.running import Outcome, RunningTask, in_thread
 
 # Shares of the progress bar: reading, profiling, the group-bys, the narrative.
 READ_AT = 0.3

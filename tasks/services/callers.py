@@ -15,7 +15,7 @@ from persistence import keys
 from persistence.keys import ApiKey
 from persistence.models import CALLER_NAME_MAX_CHARS
 from tasks.errors import InvalidInputError
-from tasks.text import check_text
+from tasks.services.text import check_text
 
 # Every key starts with this, so a leaked one is easy to recognise (and to search for).
 KEY_PREFIX = "ait_"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tasks.running import WorkFailed, in_thread
+from tasks.worker.running import WorkFailed, in_thread
 
 pytestmark = pytest.mark.anyio
 STEP_SECONDS = 0.3

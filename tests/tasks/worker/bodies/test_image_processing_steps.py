@@ -25,7 +25,7 @@ from tasks.image_processing_params import (
     SharpenOperation,
     ThumbnailOperation,
 )
-from tasks.image_processing_steps import (
+from tasks.worker.bodies.image_processing_steps import (
     PREVIEW_MAX_SIDE,
     EncodedImage,
     ImageInputError,

@@ -4,7 +4,7 @@ A text task waits on the model for seconds and barely uses the CPU, so a prefork
 process per task (one per core by default) left a new task waiting in Redis until an
 earlier one ended. The text queue is consumed instead by a Celery worker with a threads
 pool of `text_slots_per_process` threads; each thread hands its task's coroutine to the
-process's one loop (tasks/runtime.py) and waits for it, so up to that many tasks stream
+process's one loop (tasks/worker/runtime.py) and waits for it, so up to that many tasks stream
 at once in one process. Image and data tasks, which need the CPU, keep the prefork pool.
 
 The text worker runs as a child of `aitasks worker`, which watches it as Celery's prefork
@@ -120,7 +120,7 @@ class TextWorker:
             HELD_DIR_VARIABLE: str(self.held.directory),
         }
         flags = [*(["--beat"] if self.beat else []), *(["--quiet"] if self.quiet else [])]
-        command = [sys.executable, "-m", "tasks.text_worker_main", *flags]
+        command = [sys.executable, "-m", "tasks.worker.text_worker_main", *flags]
         return subprocess.Popen(command, env=environment)
 
     def start(self) -> None:
@@ -153,10 +153,10 @@ class TextWorker:
 
     def recover(self) -> None:
         """Free the tasks the dead child held and send them again, as the prefork pool's
-        main process does for a dead pool process (tasks/reconciler.py)."""
-        from tasks.reconciler import release_lost_tasks
-        from tasks.runtime import WorkerRuntime
-        from tasks.sweeper import resend_stale_tasks
+        main process does for a dead pool process (tasks/worker/reconciler.py)."""
+        from tasks.worker.reconciler import release_lost_tasks
+        from tasks.worker.runtime import WorkerRuntime
+        from tasks.worker.sweeper import resend_stale_tasks
 
         task_ids = self.held.taken()
         if not task_ids:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from persistence.models import CONTENT_TYPE_MAX_CHARS, FILE_NAME_MAX_CHARS, TaskFile
 from persistence.settings import Settings
 from tasks.errors import InvalidInputError
-from tasks.text import check_text
+from tasks.services.text import check_text
 
 # What a file is served as when neither the caller nor its name says.
 FALLBACK_CONTENT_TYPE = "application/octet-stream"

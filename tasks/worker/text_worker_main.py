@@ -1,7 +1,7 @@
 """The text worker's process: what `aitasks worker` starts as its child to run text tasks
-side by side (tasks/text_worker.py has how the parent watches it). Apart from
-tasks/text_worker.py, which the worker's main process imports, because this module
-builds on the whole worker (tasks/worker.py) and that one imports the watching part.
+side by side (tasks/worker/text_worker.py has how the parent watches it). Apart from
+tasks/worker/text_worker.py, which the worker's main process imports, because this module
+builds on the whole worker (tasks/worker/app.py) and that one imports the watching part.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from celery.exceptions import SecurityWarning
 
 from persistence.settings import Settings, get_settings
 from tasks import logs
-from tasks.reconciler import ReconcilerStep
-from tasks.runtime import get_runtime, use_threaded_runtime
-from tasks.text_worker import TEXT_QUEUE, exit_with_parent, pool_size
-from tasks.worker import create_worker_app, worker_argv
+from tasks.worker.app import create_worker_app, worker_argv
+from tasks.worker.reconciler import ReconcilerStep
+from tasks.worker.runtime import get_runtime, use_threaded_runtime
+from tasks.worker.text_worker import TEXT_QUEUE, exit_with_parent, pool_size
 
 
 def text_worker_argv(settings: Settings, *, quiet: bool) -> list[str]:
@@ -27,7 +27,7 @@ def text_worker_argv(settings: Settings, *, quiet: bool) -> list[str]:
 
 
 def main() -> None:
-    """The child: `python -m tasks.text_worker_main [--beat] [--quiet]`, settings from the
+    """The child: `python -m tasks.worker.text_worker_main [--beat] [--quiet]`, settings from the
     environment the parent passed."""
     exit_with_parent()
     settings = get_settings()

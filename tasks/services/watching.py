@@ -20,7 +20,7 @@ from persistence import repository
 from persistence.events import TaskEventHub
 from persistence.models import Task, TaskEvent, TaskStatus
 from tasks.errors import TaskNotFoundError
-from tasks.submission import parse_task_id
+from tasks.services.submission import parse_task_id
 
 Sessionmaker = async_sessionmaker[AsyncSession]
 

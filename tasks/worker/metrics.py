@@ -2,7 +2,7 @@
 
 Celery's pool processes each count their own; `aitasks worker --metrics-port` points
 prometheus_client's multiprocess mode at a directory of its own (set before this module
-is imported) and serves the sum from the worker's main process (tasks/metrics_server.py).
+is imported) and serves the sum from the worker's main process (tasks/worker/metrics_server.py).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ loop. The runtime is made on first use in the process that runs tasks (after the
 never at import time, and closed when the process ends.
 
 A prefork pool process runs one task at a time and drives the loop itself. The text
-worker (tasks/text_worker.py) runs many tasks at once from Celery's threads: there the loop
+worker (tasks/worker/text_worker.py) runs many tasks at once from Celery's threads: there the loop
 runs in a thread of its own and each task's thread hands its coroutine to it and waits.
 """
 

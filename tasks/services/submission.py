@@ -26,13 +26,13 @@ from persistence.models import (
 from persistence.repository import NewTaskRow, PageKey
 from persistence.settings import Settings
 from persistence.unit_of_work import ConnectionUnit, UnitOfWork
-from tasks.dispatch import Dispatcher
 from tasks.errors import InvalidInputError, TaskLimitError, TaskNotFoundError, TaskStateError
-from tasks.files import NewFile, check_files
 from tasks.logs import log_transition
-from tasks.params import check_params
-from tasks.rate_limits import RateLimiter
-from tasks.text import check_text
+from tasks.services.dispatch import Dispatcher
+from tasks.services.files import NewFile, check_files
+from tasks.services.params import check_params
+from tasks.services.rate_limits import RateLimiter
+from tasks.services.text import check_text
 
 # A cancel or retry re-reads the task and tries again this often when a worker changed it
 # in the meantime, before it gives up with the status it found.

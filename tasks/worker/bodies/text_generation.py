@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.running import Outcome, RunningTask
+from tasks.worker.running import Outcome, RunningTask
 
 
 async def generate_text(running: RunningTask) -> Outcome | None:

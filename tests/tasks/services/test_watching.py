@@ -21,9 +21,9 @@ from persistence.database import create_engine, create_sessionmaker
 from persistence.events import TaskEventHub, publish
 from persistence.models import Task, TaskChange
 from persistence.unit_of_work import unit_of_work
-from tasks import watching
-from tasks.callers import DEVELOPMENT_CALLER
-from tasks.watching import Update, watch_task
+from tasks.services import watching
+from tasks.services.callers import DEVELOPMENT_CALLER
+from tasks.services.watching import Update, watch_task
 from tests.fixtures.stack import Stack
 from tests.fixtures.tasks import driver, insert_in_session, new_row
 
