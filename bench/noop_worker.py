@@ -18,11 +18,12 @@ from celery import Celery
 from bench.limits import exit_with_parent
 from persistence.models import TaskKind
 from persistence.settings import Settings, get_settings
-from tasks.celery_app import QUEUES, create_celery_app
+from tasks.celery_app import create_celery_app
+from tasks.kinds import KINDS
 from tasks.worker.app import all_queues, worker_argv
 
 NOOP_TASK_NAME = "aitasks.bench.noop"
-NOOP_QUEUE = QUEUES[TaskKind.TEXT_GENERATION]
+NOOP_QUEUE = KINDS[TaskKind.TEXT_GENERATION].queue
 
 
 def create_noop_app(settings: Settings) -> Celery:

@@ -26,7 +26,8 @@ from redis.exceptions import RedisError
 from persistence.events import channel_of, encode, publish, signal_cancel
 from persistence.grouping import Grouped
 from persistence.models import Task, TaskEvent, TaskKind, TaskPriority
-from tasks.celery_app import BROKER_PRIORITIES, QUEUES, TASK_NAMES
+from tasks.celery_app import BROKER_PRIORITIES
+from tasks.kinds import KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +49,9 @@ def send_task(
     """Publish the message that runs a task through Celery. Blocking: not for the API's
     event loop."""
     celery_app.send_task(
-        TASK_NAMES[kind],
+        KINDS[kind].task_name,
         args=[task_id],
-        queue=QUEUES[kind],
+        queue=KINDS[kind].queue,
         priority=BROKER_PRIORITIES[priority],
         countdown=countdown,
     )
@@ -72,14 +73,14 @@ def task_message(task: Task, countdown: float | None = None) -> BrokerMessage:
     eta = None
     if countdown:
         eta = (datetime.now(UTC) + timedelta(seconds=countdown)).isoformat()
-    queue, priority = QUEUES[task.kind], BROKER_PRIORITIES[task.priority]
+    queue, priority = KINDS[task.kind].queue, BROKER_PRIORITIES[task.priority]
     message = {
         "body": base64.b64encode(body).decode(),
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": {
             "lang": "py",
-            "task": TASK_NAMES[task.kind],
+            "task": KINDS[task.kind].task_name,
             "id": message_id,
             "shadow": None,
             "eta": eta,

@@ -1,5 +1,5 @@
 """What each kind of task takes besides its prompt: `params` checked against the kind's
-model, and the number of input files it needs.
+model, and the number of input files it needs (both declared in tasks/kinds).
 
 Only pydantic models here, no Pillow or pandas work, so the API checks a submission
 without loading the libraries that do it.
@@ -11,24 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from persistence.models import TaskFile, TaskKind
 from persistence.settings import Settings
-from tasks.data_analysis_params import DataParams
 from tasks.errors import InvalidInputError
-from tasks.image_processing_params import ImageParams
+from tasks.kinds import KINDS
 from tasks.services.text import check_json_text
-
-# The params model of each kind that takes params, and what its one input file is.
-PARAMS_MODELS: dict[TaskKind, type[BaseModel]] = {
-    TaskKind.IMAGE_PROCESSING: ImageParams,
-    TaskKind.DATA_ANALYSIS: DataParams,
-}
-INPUT_FILE = {
-    TaskKind.IMAGE_PROCESSING: "an image (PNG, JPEG, GIF, WEBP, BMP or TIFF)",
-    TaskKind.DATA_ANALYSIS: "a CSV or JSON file",
-}
 
 
 def _location(parts: Sequence[int | str]) -> str:
@@ -59,13 +48,15 @@ def _check_size(params: dict[str, Any], settings: Settings) -> None:
 
 
 def _check_file_count(kind: TaskKind, files: Sequence[TaskFile]) -> None:
-    if kind not in INPUT_FILE:
+    input_file = KINDS[kind].input_file
+    if input_file is None:
         if files:
             raise InvalidInputError("files", f"{kind.value} tasks take no files.")
         return
     if len(files) != 1:
         raise InvalidInputError(
-            "files", f"{kind.value} takes one input file, {INPUT_FILE[kind]}; got {len(files)}."
+            "files",
+            f"{kind.value} takes one input file, {input_file.described()}; got {len(files)}.",
         )
 
 
@@ -80,7 +71,7 @@ def check_params(
     _check_size(params, settings)
     check_json_text("params", params)
     _check_file_count(kind, files)
-    model = PARAMS_MODELS.get(kind)
+    model = KINDS[kind].params
     if model is None:
         if params:
             raise InvalidInputError("params", f"{kind.value} tasks take no params.")

@@ -27,6 +27,7 @@ from persistence.repository import NewTaskRow, PageKey
 from persistence.settings import Settings
 from persistence.unit_of_work import ConnectionUnit, UnitOfWork
 from tasks.errors import InvalidInputError, TaskLimitError, TaskNotFoundError, TaskStateError
+from tasks.kinds import KINDS
 from tasks.logs import log_transition
 from tasks.services.dispatch import Dispatcher
 from tasks.services.files import NewFile, check_files
@@ -57,10 +58,10 @@ class NewTask:
 
 
 def _check_prompt(prompt: str, kind: TaskKind, settings: Settings) -> None:
-    """Text generation needs a prompt; for the other kinds it is an optional request
-    (a caption's focus, what a narrative of the figures should say)."""
+    """A kind may need a prompt (text generation); for the others it is an optional
+    request (a caption's focus, what a narrative of the figures should say)."""
     check_text("prompt", prompt)
-    if kind == TaskKind.TEXT_GENERATION and not prompt.strip():
+    if KINDS[kind].needs_prompt and not prompt.strip():
         raise InvalidInputError("prompt", "The prompt is empty; write what the task should do.")
     if len(prompt) > settings.prompt_max_chars:
         raise InvalidInputError(

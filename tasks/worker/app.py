@@ -7,6 +7,7 @@ import gc
 import logging
 import socket
 import uuid
+from typing import cast
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
@@ -17,11 +18,11 @@ from persistence.settings import ConfigurationError, Settings
 from tasks.celery_app import (
     MAINTENANCE_QUEUE,
     PRIORITY_STEPS,
-    QUEUES,
     SWEEP_TASK_NAME,
-    TASK_NAMES,
     create_celery_app,
+    kind_queues,
 )
+from tasks.kinds import Kind, in_order
 from tasks.services.dispatch import PRIORITY_SEPARATOR
 from tasks.worker.execution import Work, run_task
 from tasks.worker.reconciler import LostWorkerRequest, ReconcilerStep
@@ -38,35 +39,21 @@ from tasks.worker.text_worker import (
 logger = logging.getLogger(__name__)
 
 
-def _work_for(kind: TaskKind) -> Work:
-    # Imported when a task of the kind first runs: a worker serving only text never
-    # loads pandas or Pillow.
-    if kind == TaskKind.IMAGE_PROCESSING:
-        from tasks.worker.bodies.image_processing import process_image
-
-        return process_image
-    if kind == TaskKind.DATA_ANALYSIS:
-        from tasks.worker.bodies.data_analysis import analyse_data
-
-        return analyse_data
-    from tasks.worker.bodies.text_generation import generate_text
-
-    return generate_text
-
-
-def _register(app: Celery, kind: TaskKind, settings: Settings) -> None:
+def _register(app: Celery, kind: Kind, settings: Settings) -> None:
     # Set only in a text worker under its parent (the app is made after its environment).
-    held = held_tasks() if kind == TaskKind.TEXT_GENERATION else None
+    held = held_tasks() if kind.name == TaskKind.TEXT_GENERATION else None
 
     def run(task_id: str) -> None:
         runtime = get_runtime()
         task_uuid = uuid.UUID(task_id)
         with held.hold(task_uuid) if held else contextlib.nullcontext():
-            runtime.run(run_task(runtime, task_uuid, app, _work_for(kind)))
+            # The body is imported when a task of the kind first runs: a worker serving
+            # only text never loads pandas or Pillow.
+            runtime.run(run_task(runtime, task_uuid, app, cast(Work, kind.load_work())))
 
-    run.__doc__ = f"Run a {kind.value} task (idempotent: see run_task)."
+    run.__doc__ = f"Run a {kind.name.value} task (idempotent: see run_task)."
     app.task(
-        name=TASK_NAMES[kind],
+        name=kind.task_name,
         time_limit=settings.task_time_limit_seconds + settings.task_kill_grace_seconds,
         Request=LostWorkerRequest,
     )(run)
@@ -75,7 +62,7 @@ def _register(app: Celery, kind: TaskKind, settings: Settings) -> None:
 def create_worker_app(settings: Settings) -> Celery:
     _, redis_url = settings.require_services()
     app = create_celery_app(settings, redis_url)
-    for kind in TASK_NAMES:
+    for kind in in_order():
         _register(app, kind, settings)
 
     @app.task(name=SWEEP_TASK_NAME)
@@ -104,7 +91,7 @@ def _close_runtime(**_: object) -> None:
 
 def all_queues() -> list[str]:
     """Every task kind's queue, and the maintenance queue."""
-    return [*(QUEUES[kind] for kind in TASK_NAMES), MAINTENANCE_QUEUE]
+    return [*kind_queues(), MAINTENANCE_QUEUE]
 
 
 def check_queues(queues: list[str]) -> None:

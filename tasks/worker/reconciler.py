@@ -42,7 +42,8 @@ from persistence import repository, task_writes
 from persistence.database import create_engine
 from persistence.models import TaskKind
 from persistence.settings import Settings, get_settings
-from tasks.celery_app import PRIORITY_STEPS, QUEUES, TASK_NAMES
+from tasks.celery_app import PRIORITY_STEPS
+from tasks.kinds import KINDS
 from tasks.services.dispatch import PRIORITY_SEPARATOR
 from tasks.worker.runtime import WorkerRuntime
 from tasks.worker.sweeper import resend_stale_tasks, sweep_stale_tasks
@@ -58,7 +59,7 @@ STOP_TIMEOUT_SECONDS = 10.0
 
 def queue_keys(kind: TaskKind) -> list[str]:
     """The Redis lists that hold a kind's messages, one per priority step."""
-    queue = QUEUES[kind]
+    queue = KINDS[kind].queue
     return [f"{queue}{PRIORITY_SEPARATOR}{step}" if step else queue for step in PRIORITY_STEPS]
 
 
@@ -75,16 +76,14 @@ async def _look_at_redis(runtime: WorkerRuntime) -> tuple[str | None, frozenset[
     try:
         info = await runtime.redis.info("server")
         async with runtime.redis.pipeline(transaction=False) as pipeline:
-            for kind in TASK_NAMES:
+            for kind in KINDS:
                 for key in queue_keys(kind):
                     pipeline.llen(key)
             lengths = iter(await pipeline.execute())
     except (RedisError, OSError) as error:
         logger.warning("reconciler: Redis does not answer (%s)", error)
         return None, frozenset()
-    empty = frozenset(
-        kind for kind in TASK_NAMES if sum(next(lengths) for _ in queue_keys(kind)) == 0
-    )
+    empty = frozenset(kind for kind in KINDS if sum(next(lengths) for _ in queue_keys(kind)) == 0)
     return str(info.get("run_id", "")), empty
 
 
@@ -148,7 +147,7 @@ class Reconciler:
         if now >= self._next_sweep:
             self._next_sweep = now + self.settings.sweep_interval_seconds
             sweep_stale_tasks(runtime, self.celery_app)
-        elif len(seen.empty_kinds) < len(TASK_NAMES):
+        elif len(seen.empty_kinds) < len(KINDS):
             # Tasks of dead workers, of the kinds whose queues are busy.
             resend_stale_tasks(runtime, self.celery_app)
 

@@ -37,11 +37,11 @@ from celery import Celery, bootsteps
 
 from persistence.models import TaskKind
 from persistence.settings import Settings
-from tasks.celery_app import QUEUES
+from tasks.kinds import KINDS
 
 logger = logging.getLogger(__name__)
 
-TEXT_QUEUE = QUEUES[TaskKind.TEXT_GENERATION]
+TEXT_QUEUE = KINDS[TaskKind.TEXT_GENERATION].queue
 # The child learns where to note its tasks from this variable (set by the parent).
 HELD_DIR_VARIABLE = "AITASKS_TEXT_WORKER_HELD_DIR"
 # Text tasks' writes are short statements: this many tasks share a connection of the

@@ -13,7 +13,8 @@ from redis.asyncio import Redis as AsyncRedis
 from persistence.events import channel_of, creation_event
 from persistence.models import QUEUED_STAGE, Task, TaskKind, TaskPriority, TaskStatus
 from persistence.settings import Settings
-from tasks.celery_app import BROKER_PRIORITIES, TASK_NAMES, create_celery_app
+from tasks.celery_app import BROKER_PRIORITIES, create_celery_app
+from tasks.kinds import KINDS
 from tasks.services.dispatch import PRIORITY_SEPARATOR, Dispatcher, task_message
 from tests.fixtures.stack import Backing, Stack
 
@@ -27,7 +28,7 @@ def celerys_message(stack: Stack, task: Task) -> dict[str, object]:
     priority = BROKER_PRIORITIES[task.priority]
     try:
         app.send_task(
-            TASK_NAMES[task.kind], args=[str(task.id)], queue=PROBE_QUEUE, priority=priority
+            KINDS[task.kind].task_name, args=[str(task.id)], queue=PROBE_QUEUE, priority=priority
         )
         raw = client.lpop(f"{PROBE_QUEUE}{PRIORITY_SEPARATOR}{priority}")
     finally:
