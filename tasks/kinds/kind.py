@@ -45,10 +45,11 @@ class Kind:
     work: str
     # One line for the CLI's --kind help and the docs.
     summary: str
-    # What the prompt means for this kind, as the schema's `prompt` field says it.
-    prompt_help: str
     # A kind that cannot run without a prompt refuses an empty one at submission.
     needs_prompt: bool = False
+    # For a kind that runs without one, what a prompt does, as the schema's `prompt`
+    # field says it ("guides the caption").
+    prompt_help: str = ""
     # The pydantic model its `params` are checked against; None takes no params.
     params: type[BaseModel] | None = None
     # Its params in brief, as the schema's `params` field says them.

@@ -7,6 +7,5 @@ KIND = Kind(
     name=TaskKind.TEXT_GENERATION,
     work="tasks.worker.bodies.text_generation:generate_text",
     summary="a text model's answer to the prompt, streamed",
-    prompt_help="required",
     needs_prompt=True,
 )
