@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from tasks.data_analysis_narrative import FIGURES_HEADING, NARRATIVE_INSTRUCTION, REQUEST_HEADING
 from tasks.data_analysis_params import Aggregation, DataParams, GroupBy
 
 # Enough text to guess the format and delimiter from, small enough to scan instantly.
@@ -64,15 +65,6 @@ NOT_A_TABLE = (
     "The JSON must be an array of objects (one per row), an object mapping each column name "
     "to an array of values, or JSON Lines (one object per line)."
 )
-NARRATIVE_INSTRUCTION = (
-    "Write a short narrative that answers the request below. Rely only on the figures given "
-    "after it: do not invent, estimate or recall other numbers. The figures may be abridged; "
-    '"rows", "columnCount" and each "groups" still give the full totals. If the figures '
-    "cannot answer the request, say so."
-)
-
-REQUEST_HEADING = "\n\nRequest:\n"
-FIGURES_HEADING = "\n\nFigures (JSON):\n"
 
 
 class DataInputError(Exception):
@@ -684,21 +676,6 @@ def narrative_prompt(
         "The request is too long to fit in the model's prompt together with the figures; "
         "shorten it."
     )
-
-
-def read_narrative_prompt(prompt: str) -> tuple[str, dict[str, Any]] | None:
-    """The request and the figures of a prompt `narrative_prompt` wrote, or None for any
-    other prompt (for a model that answers from the figures without reading prose)."""
-    if not prompt.startswith(NARRATIVE_INSTRUCTION):
-        return None
-    head, separator, figures = prompt.partition(FIGURES_HEADING)
-    _, _, request = head.partition(REQUEST_HEADING)
-    if not separator:
-        return None
-    try:
-        return request.strip(), orjson.loads(figures)
-    except orjson.JSONDecodeError:
-        return None
 
 
 def _shrinking_figures(
