@@ -21,8 +21,8 @@ from pathlib import Path
 import psutil
 
 PROC = Path("/proc")
-# `aitasks worker` starts its text worker as `python -m` this (tasks/text_worker.py).
-TEXT_WORKER_MODULE = "tasks.text_worker_main"
+# `aitasks worker` starts its text worker as `python -m` this (tasks/worker/text_worker.py).
+TEXT_WORKER_MODULE = "tasks.worker.text_worker_main"
 # The groups a task crosses, in the order it crosses them.
 SERVICE = ("API", "Redis", "text worker", "worker", "PostgreSQL")
 

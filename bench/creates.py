@@ -26,7 +26,8 @@ from bench.processes import Agent
 from bench.stack import Stack
 from persistence.database import create_engine
 from persistence.models import TaskKind
-from tasks.celery_app import PRIORITY_STEPS, QUEUES
+from tasks.celery_app import PRIORITY_STEPS
+from tasks.kinds import KINDS
 
 # The README's createTask, as a client sends it: the operation with its variables.
 CREATE_TASK = (
@@ -37,7 +38,7 @@ CREATE_TASK = (
 PROMPT = "Write a haiku about queues"
 # Kombu keeps a list per priority step: the queue's name, then name + separator + step.
 PRODUCT_QUEUE_KEYS = tuple(
-    QUEUES[TaskKind.TEXT_GENERATION] + (f"{RedisChannel.sep}{step}" if step else "")
+    KINDS[TaskKind.TEXT_GENERATION].queue + (f"{RedisChannel.sep}{step}" if step else "")
     for step in PRIORITY_STEPS
 )
 ANSWER_TIMEOUT_SECONDS = 30.0

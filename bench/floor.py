@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from persistence.database import POOL_OVERFLOW, POOL_SIZE
 from persistence.models import EVENT_STATE_COLUMNS, QUEUED_STAGE, TaskKind, TaskPriority, TaskStatus
 from persistence.settings import Settings
-from tasks.callers import DEVELOPMENT_CALLER
+from tasks.services.callers import DEVELOPMENT_CALLER
 
 APPLICATION_NAME = "aitasks-bench-floor"
 # Not a queue any worker reads: the messages only have to reach Redis.

@@ -3,7 +3,7 @@
 The app is `tasks.celery_app.create_celery_app`, the product's, so broker, transport
 options, late acknowledgement, prefetch and task events are the same; it has one task,
 which does nothing, routed to the text-generation queue. `python -m bench.noop_worker`
-runs it with the command line `aitasks worker` gives its app (`tasks.worker.worker_argv`):
+runs it with the command line `aitasks worker` gives its app (`tasks.worker.app.worker_argv`):
 the same queues, the same options, the same concurrency (AITASKS_WORKER_CONCURRENCY,
 else one process per core), but no beat (the sweep has no body here).
 """
@@ -18,11 +18,12 @@ from celery import Celery
 from bench.process_limits import exit_with_parent
 from persistence.models import TaskKind
 from persistence.settings import Settings, get_settings
-from tasks.celery_app import QUEUES, create_celery_app
-from tasks.worker import all_queues, worker_argv
+from tasks.celery_app import create_celery_app
+from tasks.kinds import KINDS
+from tasks.worker.app import all_queues, worker_argv
 
 NOOP_TASK_NAME = "aitasks.bench.noop"
-NOOP_QUEUE = QUEUES[TaskKind.TEXT_GENERATION]
+NOOP_QUEUE = KINDS[TaskKind.TEXT_GENERATION].queue
 
 
 def create_noop_app(settings: Settings) -> Celery:

@@ -9,7 +9,7 @@ import math
 from starlette.responses import JSONResponse, Response
 
 from schema.context import Services
-from tasks.callers import DEVELOPMENT_CALLER, Caller
+from tasks.services.callers import DEVELOPMENT_CALLER, Caller
 
 # Keys a graphql-ws client may put in its connectionParams, as Apollo users commonly do.
 CONNECTION_PARAM_NAMES = ("authorization", "Authorization", "apiKey", "api_key")

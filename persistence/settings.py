@@ -163,7 +163,7 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
     # A sweeping worker's main process looks at Redis (its run_id, its queues) and
     # PostgreSQL this often, so that it reconciles within seconds of an outage's end
-    # (see tasks/reconciler.py): one INFO, one LLEN per queue and priority, and a query.
+    # (see tasks/worker/reconciler.py): one INFO, one LLEN per queue and priority, and a query.
     reconcile_check_seconds: float = Field(default=2.0, gt=0)
     # A due PENDING task not sent for this long whose message is in no queue and held by
     # no worker (Redis came back empty, the API died between its commit and its send, a

@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from persistence.creation import TaskInserts
 from persistence.settings import Settings
 from persistence.unit_of_work import ConnectionUnit, UnitOfWork, connection_unit, unit_of_work
-from tasks.callers import Caller, KeyChecker
-from tasks.dispatch import Dispatcher
 from tasks.errors import Unauthenticated
 from tasks.event_hub import TaskEventHub
-from tasks.rate_limits import RateLimiter
+from tasks.services.callers import Caller, KeyChecker
+from tasks.services.dispatch import Dispatcher
+from tasks.services.rate_limits import RateLimiter
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from schema.types import (
     TaskStateError,
     ValidationError,
 )
-from tasks import submission
 from tasks.errors import InvalidInputError, TaskLimitError, TaskNotFoundError
 from tasks.errors import TaskStateError as TaskStateProblem
-from tasks.files import NewFile
+from tasks.services import submission
+from tasks.services.files import NewFile
 
 
 def _control_error(task_id: strawberry.ID, error: Exception) -> TaskControlResult:

@@ -7,7 +7,7 @@ import strawberry
 from schema.context import Context
 from schema.pagination import decode_cursor, encode_cursor
 from schema.types import PageInfo, Task, TaskConnection, TaskEdge, TaskStatus
-from tasks import submission
+from tasks.services import submission
 
 DEFAULT_PAGE_SIZE = 20
 

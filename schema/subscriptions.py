@@ -9,7 +9,7 @@ import strawberry
 from schema.context import Context
 from schema.operation_metrics import SUBSCRIPTIONS
 from schema.types import TaskStatus, TaskUpdate
-from tasks.watching import Update, watch_task, watch_tasks
+from tasks.services.watching import Update, watch_task, watch_tasks
 
 
 async def follow_task(

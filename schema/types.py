@@ -13,7 +13,8 @@ from persistence import models
 from persistence.models import TaskKind, TaskPriority, TaskStatus
 from schema.context import Context
 from schema.inputs import built_directly
-from tasks.watching import Update
+from tasks.kinds import in_order
+from tasks.services.watching import Update
 
 # The model's enums are the GraphQL enums: one name per concept in every layer.
 strawberry.enum(TaskStatus, description="Where a task is in its life.")
@@ -217,14 +218,35 @@ class TaskFileInput:
     upload: Upload | None = strawberry.field(default=None, description="A multipart upload.")
 
 
+def _prompt_description() -> str:
+    required = [kind.name.value for kind in in_order() if kind.needs_prompt]
+    others = [
+        f"for {kind.name.value} it {kind.prompt_help}"
+        for kind in in_order()
+        if not kind.needs_prompt
+    ]
+    return f"What to do. Required for {' and '.join(required)}; {', '.join(others)}."
+
+
+def _params_description() -> str:
+    kinds = " ".join(
+        f"{kind.name.value}: {kind.params_help}." for kind in in_order() if kind.params
+    )
+    return f"Per kind. {kinds} The README lists every field."
+
+
+def _files_description() -> str:
+    # "an image" -> "one image": each kind that takes a file takes exactly one.
+    files = [
+        "one " + kind.input_file.what.partition(" ")[2] for kind in in_order() if kind.input_file
+    ]
+    return f"Input files: {', or '.join(files)}."
+
+
 @built_directly
 @strawberry.input
 class CreateTaskInput:
-    prompt: str = strawberry.field(
-        default="",
-        description="What to do. Required for TEXT_GENERATION; for IMAGE_PROCESSING it "
-        "guides the caption, for DATA_ANALYSIS it asks for a narrative of the figures.",
-    )
+    prompt: str = strawberry.field(default="", description=_prompt_description())
     model: str | None = strawberry.field(
         default=None, description="The model to run on; the server's default when omitted."
     )
@@ -247,15 +269,9 @@ class CreateTaskInput:
         default=None,
         description="The longest one attempt may run; the server's default when omitted.",
     )
-    params: JSON | None = strawberry.field(
-        default=None,
-        description="Per kind. IMAGE_PROCESSING: {operations: [{op: resize|thumbnail|crop|"
-        "rotate|grayscale|blur|sharpen|convert, ...}], describe}. DATA_ANALYSIS: {format, "
-        "encoding, delimiter, groupBy: [{by: [column], aggregations: {column: [sum|mean|"
-        "...]}}], topValues}. The README lists every field.",
-    )
+    params: JSON | None = strawberry.field(default=None, description=_params_description())
     files: list[TaskFileInput] = strawberry.field(
-        default_factory=list, description="Input files: one image, or one CSV or JSON file."
+        default_factory=list, description=_files_description()
     )
 
 

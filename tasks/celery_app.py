@@ -1,4 +1,4 @@
-"""The Celery app: Redis broker, a queue per task kind, late acknowledgement."""
+"""The Celery app: Redis broker, a queue per task kind (tasks/kinds), late acknowledgement."""
 
 from __future__ import annotations
 
@@ -8,20 +8,11 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from persistence.models import TaskKind, TaskPriority
+from persistence.models import TaskPriority
 from persistence.settings import Settings
+from tasks.kinds import in_order
 
-# Celery task names are part of the wire format between API and workers: never rename.
-TASK_NAMES = {
-    TaskKind.TEXT_GENERATION: "aitasks.text_generation",
-    TaskKind.IMAGE_PROCESSING: "aitasks.image_processing",
-    TaskKind.DATA_ANALYSIS: "aitasks.data_analysis",
-}
-QUEUES = {
-    TaskKind.TEXT_GENERATION: "text_generation",
-    TaskKind.IMAGE_PROCESSING: "image_processing",
-    TaskKind.DATA_ANALYSIS: "data_analysis",
-}
+# Each kind's task name and queue come from its declaration (tasks/kinds).
 SWEEP_TASK_NAME = "aitasks.sweep_stale_tasks"
 # Kombu's Redis transport keeps a list per priority step and serves 0 first.
 BROKER_PRIORITIES = {TaskPriority.HIGH: 0, TaskPriority.NORMAL: 3, TaskPriority.LOW: 6}
@@ -48,6 +39,11 @@ def broker_url(redis_url: str) -> str:
     return redis_url
 
 
+def kind_queues() -> list[str]:
+    """Every task kind's queue, in the registry's order."""
+    return [kind.queue for kind in in_order()]
+
+
 def _queue(name: str) -> Queue:
     return Queue(name, Exchange(name, type="direct"), routing_key=name)
 
@@ -62,10 +58,10 @@ def create_celery_app(settings: Settings, redis_url: str) -> Celery:
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        task_queues=[_queue(name) for name in (*QUEUES.values(), MAINTENANCE_QUEUE)],
-        task_default_queue=QUEUES[TaskKind.TEXT_GENERATION],
+        task_queues=[_queue(name) for name in (*kind_queues(), MAINTENANCE_QUEUE)],
+        task_default_queue=in_order()[0].queue,
         task_routes={
-            **{name: {"queue": QUEUES[kind]} for kind, name in TASK_NAMES.items()},
+            **{kind.task_name: {"queue": kind.queue} for kind in in_order()},
             SWEEP_TASK_NAME: {"queue": MAINTENANCE_QUEUE},
         },
         task_default_priority=BROKER_PRIORITIES[TaskPriority.NORMAL],

@@ -1,6 +1,6 @@
 """The params of a DATA_ANALYSIS task: how to read its file and which figures to
-compute. Apart from `tasks.data_analysis_steps` (which loads pandas), so the API can
-check them."""
+compute. Apart from `tasks.worker.bodies.data_analysis_steps` (which loads pandas), so
+the API can check them."""
 
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import ast
 import itertools
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,3 +257,47 @@ def test_a_leaf_and_its_package_import_nothing_of_ours(tmp_path: Path) -> None:
         "low.config imports low.store (low/config.py:1): low.config is (or holds) a leaf: "
         "it imports nothing of ours",
     ]
+
+
+# Inside tasks: the API's services and the registry of kinds never import the worker
+# runtime, so the API process loads neither it nor what its work bodies need.
+API_SIDE = ("tasks.services", "tasks.kinds")
+
+
+def into_the_worker(imports: Iterable[Import], api_side: tuple[str, ...]) -> list[str]:
+    """The imports from an API-side package of tasks into tasks.worker."""
+    return [
+        f"{found}: {found.importer} is API-side and may not import the worker"
+        for found in imports
+        if found.importer.startswith(api_side)
+        and (found.imported == "tasks.worker" or found.imported.startswith("tasks.worker."))
+    ]
+
+
+def test_the_services_and_the_kinds_never_import_the_worker() -> None:
+    wrong = into_the_worker(find_imports(ROOT, LAYERS), API_SIDE)
+    if wrong:
+        pytest.fail("imports from the API's side of tasks/ into the worker:\n" + "\n".join(wrong))
+
+
+# What a worker needs and the API must not load: the image and table libraries (their
+# import alone costs the API memory and start-up time) and the worker runtime.
+WORKER_ONLY_MODULES = ("PIL", "pandas", "numpy", "tasks.worker")
+
+
+def test_the_api_app_loads_no_worker_runtime_pillow_or_pandas() -> None:
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, graphql_app.http.app\n"
+            f"print(sorted(m for m in {WORKER_ONLY_MODULES!r} if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+        timeout=120,
+    )
+
+    assert shown.stdout.strip() == "[]"

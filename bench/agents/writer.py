@@ -1,7 +1,7 @@
 """Load generator: changes written as a worker writes them, at a set rate.
 
 Each change is `task_writes.record_output` on a pooled asyncpg connection (it commits by
-itself), published on Redis after the commit, exactly as `tasks.runtime.WorkerRuntime.write`
+itself), published on Redis after the commit, exactly as `tasks.worker.runtime.WorkerRuntime.write`
 does; the wall-clock time is taken
 right after the commit, before the publish, and reported with the change's sequence so
 the runner can match it with the time a client received it (same machine, same clock).

@@ -70,7 +70,7 @@ IDLE_P50_MS, IDLE_P99_MS, LOAD_P99_MS = 20.0, 50.0, 100.0
 # The demo model answers at once: the first token is there as soon as the work starts.
 WORKER_SETTINGS = {"AITASKS_DEMO_DURATION_SECONDS": "0"}
 REDIS_START_SECONDS = 15.0
-# The text worker starts beside the worker's main process (tasks/text_worker.py); on a
+# The text worker starts beside the worker's main process (tasks/worker/text_worker.py); on a
 # loaded machine it may say it is ready seconds after the main process does.
 TEXT_WORKER_START_SECONDS = 60.0
 TEXT_WORKER_READY = "text_generation@"
@@ -939,7 +939,7 @@ The wait of about a second that a person trying the service saw came from the po
 not the broker: the demo model writes its answer over 3 s, and a text task held a
 prefork pool process (one per core) while it waited on the model, so a task created while
 every process was still writing an earlier answer waited in Redis for one to end. Text
-tasks now run in a text worker (`tasks/text_worker.py`): a threads pool whose threads
+tasks now run in a text worker (`tasks/worker/text_worker.py`): a threads pool whose threads
 hand each task's coroutine to the process's one event loop, up to
 AITASKS_TEXT_SLOTS_PER_PROCESS at once. The "demo model at its pace" lines compare one
 slot (a task at a time, as a pool process ran them) with the default."""

@@ -36,8 +36,6 @@ SECTION_OF = {
 CLIENT_COMMANDS = frozenset({"submit", "status", "list", "cancel", "retry", "keys"})
 # Old names of environment variables, still read, with a line saying the new one.
 DEPRECATED_NAMES = {"AITASKS_KEY": "AITASKS_API_KEY"}
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff"})
-TABLE_SUFFIXES = frozenset({".csv", ".tsv", ".json", ".txt"})
 
 
 def _settings() -> Settings:
@@ -225,7 +223,7 @@ def worker(
                 shutil.rmtree(directory, ignore_errors=True)
 
         atexit.register(remove_directory)
-    from tasks.worker import check_queues, start_worker
+    from tasks.worker.app import check_queues, start_worker
 
     settings = _service_settings()
     names = [name.strip() for name in queues.split(",")] if queues is not None else None
@@ -235,7 +233,7 @@ def worker(
     except ConfigurationError as error:
         raise click.ClickException(str(error)) from None
     if metrics_port:
-        from tasks.metrics_server import serve
+        from tasks.worker.metrics_server import serve
 
         serve(settings, metrics_port, settings.host)
     if quiet:
@@ -341,37 +339,74 @@ def _read_params(value: str | None) -> Any:
         raise click.BadParameter(f"not valid JSON ({error})", param_hint="--params") from None
 
 
+class KindChoice(click.Choice):
+    """The task kinds of the registry (tasks/kinds), read only when `submit` needs them:
+    the registry loads SQLAlchemy, which the other commands start without."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        from tasks.kinds import in_order
+
+        return tuple(kind.name.value for kind in in_order())
+
+    @choices.setter
+    def choices(self, _: object) -> None:
+        pass
+
+
+class KindOption(click.Option):
+    """--kind, its help ending with each kind's summary from the registry."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from tasks.kinds import in_order
+
+        record = super().get_help_record(ctx)
+        if record is None:
+            return None
+        kinds = "; ".join(f"{kind.name.value}: {kind.summary}" for kind in in_order())
+        return record[0], f"{record[1]} {kinds}."
+
+
 def _kind_of(kind: str | None, files: tuple[Path, ...]) -> str:
+    from tasks.kinds import in_order
+
     if kind:
         return kind
     if not files:
-        return "TEXT_GENERATION"
+        return in_order()[0].name.value
     suffix = files[0].suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
-        return "IMAGE_PROCESSING"
-    if suffix in TABLE_SUFFIXES:
-        return "DATA_ANALYSIS"
+    with_files = [found for found in in_order() if found.input_file]
+    for found in with_files:
+        if found.input_file and suffix in found.input_file.suffixes:
+            return found.name.value
     raise click.UsageError(
-        f"cannot tell the kind of task from {files[0].name}: give --kind IMAGE_PROCESSING "
-        "or --kind DATA_ANALYSIS"
+        f"cannot tell the kind of task from {files[0].name}: give "
+        + " or ".join(f"--kind {found.name.value}" for found in with_files)
     )
 
 
 def _check_input(kind: str, prompt: str, files: tuple[Path, ...]) -> None:
-    if kind == "TEXT_GENERATION" and not prompt.strip():
+    from persistence.models import TaskKind
+    from tasks.kinds import KINDS
+
+    declared = KINDS[TaskKind(kind)]
+    if declared.needs_prompt and not prompt.strip():
         raise click.UsageError(
             "give a prompt: aitasks submit 'Write a haiku' (or - to read it from stdin)"
         )
-    if kind != "TEXT_GENERATION" and not files:
-        what = "an image" if kind == "IMAGE_PROCESSING" else "a CSV or JSON file"
-        raise click.UsageError(f"--kind {kind} needs --file PATH ({what})")
+    if declared.input_file and not files:
+        raise click.UsageError(f"--kind {kind} needs --file PATH ({declared.input_file.what})")
 
 
 @main.command(short_help="Create a task; --watch follows it to its end.")
 @click.argument("prompt", required=False)
 @click.option(
     "--kind",
-    type=click.Choice(["TEXT_GENERATION", "IMAGE_PROCESSING", "DATA_ANALYSIS"]),
+    cls=KindOption,
+    type=KindChoice(),
     help="What to do [default: from --file's type, else TEXT_GENERATION].",
 )
 @click.option(
@@ -495,7 +530,7 @@ def retry(task_id: str, watch: bool, url: str | None, key: str | None, as_json: 
 @click.option("--timeout", default=2.0, show_default=True, help="Seconds to wait for workers.")
 def inspect(timeout: float) -> None:
     """Summarise the queues (messages waiting) and the workers (tasks running)."""
-    from tasks.worker import queue_depths, running_tasks
+    from tasks.worker.app import queue_depths, running_tasks
 
     settings = _service_settings()
     click.echo("queues (messages waiting):")
@@ -511,7 +546,7 @@ def inspect(timeout: float) -> None:
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for answers.")
 def worker_health(timeout: float) -> None:
     """Exit 0 if a worker on this host answers a ping (for container health checks)."""
-    from tasks.worker import ping_local_workers
+    from tasks.worker.app import ping_local_workers
 
     settings = _service_settings()
     answered = ping_local_workers(settings, timeout)
@@ -524,7 +559,7 @@ def worker_health(timeout: float) -> None:
 @click.option("--port", default=5555, show_default=True, help="Port of Flower's web UI.")
 def flower(port: int) -> None:
     """Flower, the Celery web UI: workers, task names, arguments and states."""
-    from tasks.worker import start_flower
+    from tasks.worker.app import start_flower
 
     settings = _service_settings()
     start_flower(settings, port)

@@ -16,7 +16,7 @@ from persistence.api_keys import ApiKey
 from persistence.database import create_engine, create_sessionmaker
 from persistence.migrate import upgrade_to_head
 from persistence.settings import Settings
-from tasks.callers import NewKey, create_key, digest
+from tasks.services.callers import NewKey, create_key, digest
 
 T = TypeVar("T")
 

@@ -37,7 +37,8 @@ from persistence import admin
 from persistence.migrate import upgrade_to_head
 from persistence.models import TaskKind
 from persistence.settings import DEMO_MODEL, Settings, export_service_urls, get_settings
-from tasks.celery_app import MAINTENANCE_QUEUE, QUEUES
+from tasks.celery_app import MAINTENANCE_QUEUE
+from tasks.kinds import in_order
 
 FLOWER_PORT = 5555
 POLL_SECONDS = 0.2
@@ -169,13 +170,15 @@ class Children:
 def _spawn_workers(children: Children) -> int:
     """A worker per kind of task, so that a flood of one kind never holds up another;
     the text worker also runs the sweeper and its schedule. Returns how many Celery
-    workers will answer a ping (the text worker's queues take two: tasks/text_worker.py)."""
-    from tasks.worker import celery_workers
+    workers will answer a ping (the text worker's queues take two: tasks/worker/text_worker.py)."""
+    from tasks.worker.app import celery_workers
 
     answering = 0
-    for kind, queue in QUEUES.items():
-        queues = [queue, MAINTENANCE_QUEUE] if kind == TaskKind.TEXT_GENERATION else [queue]
-        beat = "--beat" if kind == TaskKind.TEXT_GENERATION else "--no-beat"
+    for kind in in_order():
+        queue = kind.queue
+        text = kind.name == TaskKind.TEXT_GENERATION
+        queues = [queue, MAINTENANCE_QUEUE] if text else [queue]
+        beat = "--beat" if text else "--no-beat"
         command = ("worker", "--queues", ",".join(queues), beat, "--quiet")
         children.spawn(f"{queue} worker", *command)
         answering += celery_workers(queues)
@@ -220,7 +223,7 @@ def _api_answers(settings: Settings, api: Child) -> bool:
 
 
 def _workers_answering() -> int:
-    from tasks.worker import ping_local_workers
+    from tasks.worker.app import ping_local_workers
 
     return len(ping_local_workers(get_settings(), PING_SECONDS))
 

@@ -57,11 +57,11 @@ from persistence.settings import Settings, get_settings
 from schema import QueryLimits, build_schema
 from schema.context import Context, Services
 from schema.prepared import PreparedOperations
-from tasks.callers import DEVELOPMENT_CALLER, KeyChecker
-from tasks.dispatch import Dispatcher
 from tasks.event_hub import TaskEventHub
-from tasks.rate_limits import RateLimiter
 from tasks.request_info import CURRENT_REQUEST
+from tasks.services.callers import DEVELOPMENT_CALLER, KeyChecker
+from tasks.services.dispatch import Dispatcher
+from tasks.services.rate_limits import RateLimiter
 
 logger = logging.getLogger(__name__)
 

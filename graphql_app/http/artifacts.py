@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from graphql_app.http.sessions import caller_of_headers
 from persistence.models import FILE_NAME_MAX_CHARS
 from schema.context import Services
-from tasks import submission
+from tasks.services import submission
 
 # Artifacts never change once stored: a browser may keep one for a while.
 CACHE_SECONDS = 3600

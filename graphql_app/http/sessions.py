@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from graphql_app.auth import authenticate, bearer, rate_limited, unauthenticated
 from persistence.settings import Settings
 from schema.context import Services
-from tasks.callers import Caller, digest
+from tasks.services.callers import Caller, digest
 
 SESSION_COOKIE = "aitasks_session"
 REDIS_PREFIX = "aitasks:session:"

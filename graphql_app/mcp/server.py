@@ -1,8 +1,8 @@
 """The MCP server: tasks as tools for AI agents, over streamable HTTP at `/mcp` in the API
 process, or over stdio (`aitasks mcp`).
 
-Every tool calls the same services the GraphQL resolvers call (`tasks.submission`,
-`tasks.watching`); this module only translates. Agents use the same API keys as GraphQL
+Every tool calls the same services the GraphQL resolvers call (`tasks.services.submission`,
+`tasks.services.watching`); this module only translates. Agents use the same API keys as GraphQL
 callers and see only their own tasks.
 """
 
@@ -31,10 +31,10 @@ from persistence.models import TaskKind, TaskPriority, TaskStatus
 from persistence.settings import Settings
 from persistence.unit_of_work import connection_unit, unit_of_work
 from schema.context import Services
-from tasks import submission
-from tasks.callers import Caller
 from tasks.errors import AitasksError
-from tasks.watching import Update, watch_task
+from tasks.services import submission
+from tasks.services.callers import Caller
+from tasks.services.watching import Update, watch_task
 
 SERVER_NAME = "aitasks"
 INSTRUCTIONS = (

@@ -78,7 +78,7 @@ from schema.operation_metrics import OPERATION_SECONDS, OPERATIONS
 from schema.prepared import DocumentChecks
 from schema.subscriptions import follow_task
 from schema.types import TaskUpdate
-from tasks.watching import Update
+from tasks.services.watching import Update
 
 logger = logging.getLogger(__name__)
 

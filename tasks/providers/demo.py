@@ -7,6 +7,7 @@ import io
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from tasks.data_analysis_narrative import read_narrative_prompt
 from tasks.providers.base import Chunk, ImageData
 
 LABEL = "[demo model: offline, no AI was called. Set OPENAI_API_KEY to use a real model.]"
@@ -85,8 +86,6 @@ def _colour_name(red: int, green: int, blue: int) -> str:
 
 
 def _answer(prompt: str) -> str:
-    from tasks.data_analysis_steps import read_narrative_prompt
-
     narrative = read_narrative_prompt(prompt)
     return demo_answer(prompt) if narrative is None else demo_narrative(*narrative)
 

@@ -42,7 +42,7 @@ from schema import QueryLimits, build_schema
 from schema.context import Context
 from schema.prepared import PreparedOperations
 from schema.subscriptions import follow_task
-from tasks.callers import DEVELOPMENT_CALLER, Caller
+from tasks.services.callers import DEVELOPMENT_CALLER, Caller
 from tests.fixtures import graphql as fixture_documents
 from tests.fixtures.stack import Stack
 from tests.fixtures.tasks import change_task, insert_pending_task

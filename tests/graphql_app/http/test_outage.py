@@ -14,7 +14,7 @@ import pytest
 import websockets
 from websockets import Subprotocol
 
-from tasks.callers import KEY_PREFIX
+from tasks.services.callers import KEY_PREFIX
 from tests.fixtures.graphql import CREATE_TASK
 from tests.fixtures.redis_server import RestartableRedis
 from tests.fixtures.stack import Stack, free_port

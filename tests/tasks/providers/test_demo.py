@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tasks.data_analysis_steps import NARRATIVE_INSTRUCTION, narrative_prompt
+from tasks.data_analysis_narrative import NARRATIVE_INSTRUCTION
 from tasks.providers.demo import DemoProvider
+from tasks.worker.bodies.data_analysis_steps import narrative_prompt
 
 FIGURES = {
     "rows": 3,

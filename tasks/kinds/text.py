@@ -1,0 +1,11 @@
+"""TEXT_GENERATION: the prompt to a text model, its answer streamed into the result."""
+
+from persistence.models import TaskKind
+from tasks.kinds.kind import Kind
+
+KIND = Kind(
+    name=TaskKind.TEXT_GENERATION,
+    work="tasks.worker.bodies.text_generation:generate_text",
+    summary="a text model's answer to the prompt, streamed",
+    needs_prompt=True,
+)
