@@ -292,6 +292,12 @@ def log_failed_check(error: Exception) -> None:
 class ReconcilerStep(bootsteps.StartStopStep):
     """The reconciler's thread in a worker's main process (`aitasks worker --beat`)."""
 
+    # Started once the pool has forked its processes: a fork while this thread is inside
+    # an import (its first runtime loads SQLAlchemy's asyncpg dialect, uvloop) hands the
+    # child that module's lock, held by a thread the child does not have, and the child's
+    # first task, which imports the same module, waits for it for good.
+    requires = ("celery.worker.components:Pool",)
+
     def __init__(self, parent: Any, **kwargs: Any) -> None:
         super().__init__(parent, **kwargs)
         self._stop = threading.Event()
