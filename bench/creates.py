@@ -25,9 +25,8 @@ from bench.floor_server import FLOOR_MESSAGE_BYTES_VARIABLE
 from bench.processes import Agent
 from bench.stack import Stack
 from persistence.database import create_engine
-from persistence.models import TaskKind
 from tasks.celery_app import PRIORITY_STEPS
-from tasks.kinds import KINDS
+from tasks.kinds.text import KIND as TEXT_KIND
 
 # The README's createTask, as a client sends it: the operation with its variables.
 CREATE_TASK = (
@@ -38,8 +37,7 @@ CREATE_TASK = (
 PROMPT = "Write a haiku about queues"
 # Kombu keeps a list per priority step: the queue's name, then name + separator + step.
 PRODUCT_QUEUE_KEYS = tuple(
-    KINDS[TaskKind.TEXT_GENERATION].queue + (f"{RedisChannel.sep}{step}" if step else "")
-    for step in PRIORITY_STEPS
+    TEXT_KIND.queue + (f"{RedisChannel.sep}{step}" if step else "") for step in PRIORITY_STEPS
 )
 ANSWER_TIMEOUT_SECONDS = 30.0
 JSON_HEADERS = {"Content-Type": "application/json"}

@@ -22,8 +22,9 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from persistence.database import POOL_OVERFLOW, POOL_SIZE
-from persistence.models import EVENT_STATE_COLUMNS, QUEUED_STAGE, TaskKind, TaskPriority, TaskStatus
+from persistence.models import EVENT_STATE_COLUMNS, QUEUED_STAGE, TaskPriority, TaskStatus
 from persistence.settings import Settings
+from tasks.kinds.text import KIND as TEXT_KIND
 from tasks.services.callers import DEVELOPMENT_CALLER
 
 APPLICATION_NAME = "aitasks-bench-floor"
@@ -90,7 +91,7 @@ class Floor:
                 INSERT_TASK,
                 task_id,
                 DEVELOPMENT_CALLER,
-                TaskKind.TEXT_GENERATION.value,
+                TEXT_KIND.name,
                 prompt,
                 self._model,
                 TaskStatus.PENDING.value,

@@ -16,14 +16,13 @@ import sys
 from celery import Celery
 
 from bench.process_limits import exit_with_parent
-from persistence.models import TaskKind
 from persistence.settings import Settings, get_settings
 from tasks.celery_app import create_celery_app
-from tasks.kinds import KINDS
+from tasks.kinds.text import KIND as TEXT_KIND
 from tasks.worker.app import all_queues, worker_argv
 
 NOOP_TASK_NAME = "aitasks.bench.noop"
-NOOP_QUEUE = KINDS[TaskKind.TEXT_GENERATION].queue
+NOOP_QUEUE = TEXT_KIND.queue
 
 
 def create_noop_app(settings: Settings) -> Celery:

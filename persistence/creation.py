@@ -57,7 +57,7 @@ async def insert_task(connection: Connection, new: NewTaskRow) -> Task | None:
         statement,
         uuid.uuid4(),
         new.owner,
-        new.kind.value,
+        new.kind,
         new.prompt,
         new.model,
         TaskStatus.PENDING.value,
@@ -167,7 +167,7 @@ def _columns(ids: list[uuid.UUID], rows: list[NewTaskRow]) -> list[Sequence[obje
     return [
         ids,
         [new.owner for new in rows],
-        [new.kind.value for new in rows],
+        [new.kind for new in rows],
         [new.prompt for new in rows],
         [new.model for new in rows],
         [TaskStatus.PENDING.value] * len(rows),

@@ -47,7 +47,6 @@ from persistence.models import (
     TaskChange,
     TaskEvent,
     TaskFile,
-    TaskKind,
     TaskPriority,
     TaskStatus,
     task_events,
@@ -66,7 +65,7 @@ class PageKey:
 @dataclass(frozen=True)
 class NewTaskRow:
     owner: str
-    kind: TaskKind
+    kind: str
     prompt: str
     model: str
     priority: TaskPriority
@@ -342,16 +341,16 @@ def _stale(pending_for_seconds: float) -> Any:
 
 
 async def kinds_with_stale_tasks(
-    session: AsyncSession, *, pending_for_seconds: float
-) -> set[TaskKind]:
-    """The kinds that have a task `take_stale_tasks` would take: one EXISTS per kind,
-    each stopping at its first such task."""
-    kinds = list(TaskKind)
+    session: AsyncSession, kinds: Collection[str], *, pending_for_seconds: float
+) -> set[str]:
+    """Those of `kinds` that have a task `take_stale_tasks` would take: one EXISTS per
+    kind, each stopping at its first such task."""
+    names = list(kinds)
     found = select(
-        *(exists().where(Task.kind == kind, _stale(pending_for_seconds)) for kind in kinds)
+        *(exists().where(Task.kind == kind, _stale(pending_for_seconds)) for kind in names)
     )
     row = (await session.execute(found)).one()
-    return {kind for kind, stale in zip(kinds, row, strict=True) if stale}
+    return {kind for kind, stale in zip(names, row, strict=True) if stale}
 
 
 async def take_stale_tasks(
@@ -359,7 +358,7 @@ async def take_stale_tasks(
     *,
     pending_for_seconds: float,
     limit: int,
-    kinds: Collection[TaskKind] | None = None,
+    kinds: Collection[str] | None = None,
     excluding: Collection[uuid.UUID] = (),
 ) -> list[Task]:
     """Tasks whose message may be lost: PENDING too long, or held by a dead worker; only

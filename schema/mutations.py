@@ -98,7 +98,7 @@ class Mutation:
             return ValidationError(field=error.field, message=error.message)
         except TaskLimitError as error:
             return _rate_limited(info.context, error)
-        TASKS_CREATED.labels(task.kind.value).inc()
+        TASKS_CREATED.labels(task.kind).inc()
         return Task.from_model(task)
 
     @strawberry.mutation(

@@ -10,13 +10,14 @@ from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 
 from persistence import models
-from persistence.models import TaskKind, TaskPriority, TaskStatus
+from persistence.models import TaskPriority, TaskStatus
 from schema.context import Context
 from schema.inputs import built_directly
-from tasks.kinds import in_order
+from tasks.kinds import DEFAULT_KIND, TaskKind, in_order
 from tasks.services.watching import Update
 
-# The model's enums are the GraphQL enums: one name per concept in every layer.
+# The model's enums are the GraphQL enums, one name per concept in every layer; TaskKind
+# is made from the registry of kinds.
 strawberry.enum(TaskStatus, description="Where a task is in its life.")
 strawberry.enum(TaskKind, description="What sort of work a task does.")
 strawberry.enum(
@@ -85,7 +86,8 @@ class TaskArtifact:
 @strawberry.type(description="A unit of AI work and its current state.")
 class Task:
     id: strawberry.ID
-    kind: TaskKind
+    # The stored name as it is: the enum serializes a name by its value.
+    kind: str = strawberry.field(graphql_type=TaskKind)
     prompt: str
     model: str
     status: TaskStatus
@@ -219,19 +221,15 @@ class TaskFileInput:
 
 
 def _prompt_description() -> str:
-    required = [kind.name.value for kind in in_order() if kind.needs_prompt]
+    required = [kind.name for kind in in_order() if kind.needs_prompt]
     others = [
-        f"for {kind.name.value} it {kind.prompt_help}"
-        for kind in in_order()
-        if not kind.needs_prompt
+        f"for {kind.name} it {kind.prompt_help}" for kind in in_order() if not kind.needs_prompt
     ]
     return f"What to do. Required for {' and '.join(required)}; {', '.join(others)}."
 
 
 def _params_description() -> str:
-    kinds = " ".join(
-        f"{kind.name.value}: {kind.params_help}." for kind in in_order() if kind.params
-    )
+    kinds = " ".join(f"{kind.name}: {kind.params_help}." for kind in in_order() if kind.params)
     return f"Per kind. {kinds} The README lists every field."
 
 
@@ -250,7 +248,7 @@ class CreateTaskInput:
     model: str | None = strawberry.field(
         default=None, description="The model to run on; the server's default when omitted."
     )
-    kind: TaskKind = TaskKind.TEXT_GENERATION
+    kind: TaskKind = DEFAULT_KIND
     priority: TaskPriority = TaskPriority.NORMAL
     run_at: datetime | None = strawberry.field(
         default=None,

@@ -93,7 +93,7 @@ def log_transition(task: Task) -> None:
         task.status.value,
         extra={
             "task_id": str(task.id),
-            "kind": task.kind.value,
+            "kind": task.kind,
             "status": task.status.value,
             "attempt": task.attempts,
             "stage": task.stage,

@@ -350,7 +350,7 @@ class KindChoice(click.Choice):
     def choices(self) -> tuple[str, ...]:
         from tasks.kinds import in_order
 
-        return tuple(kind.name.value for kind in in_order())
+        return tuple(kind.name for kind in in_order())
 
     @choices.setter
     def choices(self, _: object) -> None:
@@ -366,33 +366,32 @@ class KindOption(click.Option):
         record = super().get_help_record(ctx)
         if record is None:
             return None
-        kinds = "; ".join(f"{kind.name.value}: {kind.summary}" for kind in in_order())
+        kinds = "; ".join(f"{kind.name}: {kind.summary}" for kind in in_order())
         return record[0], f"{record[1]} {kinds}."
 
 
 def _kind_of(kind: str | None, files: tuple[Path, ...]) -> str:
-    from tasks.kinds import in_order
+    from tasks.kinds import DEFAULT_KIND, in_order
 
     if kind:
         return kind
     if not files:
-        return in_order()[0].name.value
+        return DEFAULT_KIND
     suffix = files[0].suffix.lower()
     with_files = [found for found in in_order() if found.input_file]
     for found in with_files:
         if found.input_file and suffix in found.input_file.suffixes:
-            return found.name.value
+            return found.name
     raise click.UsageError(
         f"cannot tell the kind of task from {files[0].name}: give "
-        + " or ".join(f"--kind {found.name.value}" for found in with_files)
+        + " or ".join(f"--kind {found.name}" for found in with_files)
     )
 
 
 def _check_input(kind: str, prompt: str, files: tuple[Path, ...]) -> None:
-    from persistence.models import TaskKind
     from tasks.kinds import KINDS
 
-    declared = KINDS[TaskKind(kind)]
+    declared = KINDS[kind]
     if declared.needs_prompt and not prompt.strip():
         raise click.UsageError(
             "give a prompt: aitasks submit 'Write a haiku' (or - to read it from stdin)"

@@ -35,10 +35,10 @@ from graphql_app.cli import devstack, embedded
 from graphql_app.cli import keys as keys_cli
 from persistence import admin
 from persistence.migrate import upgrade_to_head
-from persistence.models import TaskKind
 from persistence.settings import DEMO_MODEL, Settings, export_service_urls, get_settings
 from tasks.celery_app import MAINTENANCE_QUEUE
 from tasks.kinds import in_order
+from tasks.kinds.text import KIND as TEXT_KIND
 
 FLOWER_PORT = 5555
 POLL_SECONDS = 0.2
@@ -176,7 +176,7 @@ def _spawn_workers(children: Children) -> int:
     answering = 0
     for kind in in_order():
         queue = kind.queue
-        text = kind.name == TaskKind.TEXT_GENERATION
+        text = kind is TEXT_KIND
         queues = [queue, MAINTENANCE_QUEUE] if text else [queue]
         beat = "--beat" if text else "--no-beat"
         command = ("worker", "--queues", ",".join(queues), beat, "--quiet")

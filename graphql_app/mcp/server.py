@@ -27,11 +27,12 @@ from starlette.types import Message, Receive, Scope, Send
 
 from graphql_app.auth import admit, authenticate, bearer
 from persistence import models
-from persistence.models import TaskKind, TaskPriority, TaskStatus
+from persistence.models import TaskPriority, TaskStatus
 from persistence.settings import Settings
 from persistence.unit_of_work import connection_unit, unit_of_work
 from schema.context import Services
 from tasks.errors import AitasksError
+from tasks.kinds import DEFAULT_KIND, TaskKind
 from tasks.services import submission
 from tasks.services.callers import Caller
 from tasks.services.watching import Update, watch_task
@@ -84,7 +85,7 @@ class Task(BaseModel):
     def from_model(cls, task: models.Task) -> Task:
         return cls(
             id=str(task.id),
-            kind=task.kind,
+            kind=TaskKind(task.kind),
             status=task.status,
             model=task.model,
             prompt=task.prompt,
@@ -218,7 +219,7 @@ def _add_tools(server: MCPServer, services: Services, owner_of: OwnerOf) -> None
         prompt: str,
         ctx: Context,
         model: str | None = None,
-        kind: TaskKind = TaskKind.TEXT_GENERATION,
+        kind: TaskKind = DEFAULT_KIND,
         priority: TaskPriority = TaskPriority.NORMAL,
         idempotency_key: str | None = None,
     ) -> Task:

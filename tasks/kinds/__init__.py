@@ -1,24 +1,26 @@
 """The registry of task kinds: each module here but `kind` declares one `KIND`, and
-`KINDS` maps every kind's name to it. Adding a kind is one module here (and its
-tests); the name is also a `TaskKind` value, and a migration widens the column's check
-constraint (docs/architecture.md, "How to add a task kind").
+`KINDS` maps every kind's name to it. Adding a kind is one module here (and its tests):
+the GraphQL enum, the Celery queues, the checks and the CLI are made from the registry,
+and the database takes any kind name of the registry's shape (docs/architecture.md, "How
+to add a task kind").
 
 May import `persistence` and the params models (`tasks.*_params`: pydantic only);
 never `tasks.worker` (a kind names its work body as a string) nor `tasks.services`."""
 
 from __future__ import annotations
 
+import enum
 import importlib
 import pkgutil
+from typing import TYPE_CHECKING
 
-from persistence.models import TaskKind
 from tasks.kinds.kind import InputFile, Kind, WorkFunction
 
-__all__ = ["KINDS", "InputFile", "Kind", "WorkFunction", "in_order"]
+__all__ = ["DEFAULT_KIND", "KINDS", "InputFile", "Kind", "TaskKind", "WorkFunction", "in_order"]
 
 
-def _discover() -> dict[TaskKind, Kind]:
-    kinds: dict[TaskKind, Kind] = {}
+def _discover() -> dict[str, Kind]:
+    found: list[Kind] = []
     for module_info in pkgutil.iter_modules(__path__):
         if module_info.name == "kind":
             continue
@@ -26,18 +28,33 @@ def _discover() -> dict[TaskKind, Kind]:
         kind = getattr(module, "KIND", None)
         if not isinstance(kind, Kind):
             raise TypeError(f"{module.__name__} declares no KIND = Kind(...)")
-        if kind.name in kinds:
-            raise ValueError(f"{module.__name__} declares {kind.name.value} a second time")
-        kinds[kind.name] = kind
-    missing = [name.value for name in TaskKind if name not in kinds]
-    if missing:
-        raise ValueError(f"no module in tasks/kinds declares {', '.join(missing)}")
-    return kinds
+        for other in found:
+            if kind.name == other.name or kind.order == other.order:
+                same = "name" if kind.name == other.name else f"order {kind.order}"
+                raise ValueError(f"{module.__name__} declares the {same} of {other.name}")
+        found.append(kind)
+    if not found:
+        raise ValueError("no module in tasks/kinds declares a kind")
+    return {kind.name: kind for kind in sorted(found, key=lambda kind: kind.order)}
 
 
-KINDS: dict[TaskKind, Kind] = _discover()
+KINDS: dict[str, Kind] = _discover()
 
 
 def in_order() -> list[Kind]:
-    """Every kind, in the order TaskKind lists them (the default first)."""
-    return [KINDS[name] for name in TaskKind]
+    """Every kind, in the order of their `order` (the default first)."""
+    return list(KINDS.values())
+
+
+if TYPE_CHECKING:
+
+    class TaskKind(enum.StrEnum):
+        """The kinds' names as an enum (members made from the registry at import)."""
+
+else:
+    # The names as an enum, for the GraphQL schema and the MCP tools' input schemas. Code
+    # never names a member: it reaches a kind through `KINDS`.
+    TaskKind = enum.StrEnum("TaskKind", [(kind.name, kind.name) for kind in in_order()])
+
+# What createTask runs when no kind is given.
+DEFAULT_KIND = TaskKind(in_order()[0].name)

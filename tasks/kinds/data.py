@@ -1,12 +1,12 @@
 """DATA_ANALYSIS: one CSV or JSON file profiled and grouped; a narrative of the figures
 when the task has a prompt."""
 
-from persistence.models import TaskKind
 from tasks.data_analysis_params import DataParams
 from tasks.kinds.kind import InputFile, Kind
 
 KIND = Kind(
-    name=TaskKind.DATA_ANALYSIS,
+    name="DATA_ANALYSIS",
+    order=2,
     work="tasks.worker.bodies.data_analysis:analyse_data",
     summary="profile and group a CSV or JSON table (a narrative if asked)",
     prompt_help="asks for a narrative of the figures",

@@ -1,12 +1,12 @@
 """IMAGE_PROCESSING: operations applied in order to one input image, and if asked a
 caption from a vision-capable model."""
 
-from persistence.models import TaskKind
 from tasks.image_processing_params import ImageParams
 from tasks.kinds.kind import InputFile, Kind
 
 KIND = Kind(
-    name=TaskKind.IMAGE_PROCESSING,
+    name="IMAGE_PROCESSING",
+    order=1,
     work="tasks.worker.bodies.image_processing:process_image",
     summary="resize, crop, rotate, filter or convert an image (a caption if asked)",
     prompt_help="guides the caption",

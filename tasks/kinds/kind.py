@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 
-from persistence.models import TaskKind
+from persistence.models import KIND_NAME_MAX_CHARS, KIND_NAME_PATTERN
 
 # A work body: `async def body(running: RunningTask) -> Outcome | None`. Typed loosely
 # here because the running-task interface lives in the worker, which kinds never import.
@@ -36,10 +37,15 @@ class InputFile:
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of task. Its name is a `TaskKind` (the column's check constraint and the
-    GraphQL enum list the names); everything else about it is here."""
+    """One kind of task, all of it: the GraphQL enum `TaskKind` and the CLI's choices are
+    made from these names, and the `tasks.kind` column takes any name of their shape."""
 
-    name: TaskKind
+    # Upper-case letters, digits and underscores, as the API and the database show it;
+    # it never changes once tasks of the kind are stored.
+    name: str
+    # Where the kind stands in the lists made from the registry (the GraphQL enum, the
+    # CLI's choices); the first is the default of createTask.
+    order: int
     # "module:function" of its work body, imported when a task of the kind first runs,
     # so neither the API nor a worker serving other kinds loads what it needs.
     work: str
@@ -56,16 +62,23 @@ class Kind:
     params_help: str = ""
     input_file: InputFile | None = None
 
+    def __post_init__(self) -> None:
+        if len(self.name) > KIND_NAME_MAX_CHARS or not re.fullmatch(KIND_NAME_PATTERN, self.name):
+            raise ValueError(
+                f"a kind's name is upper-case letters, digits and underscores, at most "
+                f"{KIND_NAME_MAX_CHARS} characters: not {self.name!r}"
+            )
+
     @property
     def queue(self) -> str:
         """Its Celery queue: a queue per kind, so a flood of one never holds up another."""
-        return self.name.value.lower()
+        return self.name.lower()
 
     @property
     def task_name(self) -> str:
         """Its Celery task name, part of the wire format between API and workers (the
         kind's name, which the database holds, never changes either)."""
-        return f"aitasks.{self.name.value.lower()}"
+        return f"aitasks.{self.name.lower()}"
 
     def load_work(self) -> WorkFunction:
         """The work body, imported on first use."""

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from persistence.grouping import Grouped
-from persistence.models import Task, TaskEvent, TaskKind, TaskPriority
+from persistence.models import Task, TaskEvent, TaskPriority
 from tasks.cancel_signals import signal_cancel
 from tasks.celery_app import BROKER_PRIORITIES
 from tasks.events import channel_of, encode, publish
@@ -43,7 +43,7 @@ ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 def send_task(
     celery_app: Celery,
     task_id: str,
-    kind: TaskKind,
+    kind: str,
     priority: TaskPriority = TaskPriority.NORMAL,
     countdown: float | None = None,
 ) -> None:

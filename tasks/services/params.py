@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from persistence.models import TaskFile, TaskKind
+from persistence.models import TaskFile
 from persistence.settings import Settings
 from tasks.errors import InvalidInputError
 from tasks.kinds import KINDS
@@ -47,21 +47,21 @@ def _check_size(params: dict[str, Any], settings: Settings) -> None:
         )
 
 
-def _check_file_count(kind: TaskKind, files: Sequence[TaskFile]) -> None:
+def _check_file_count(kind: str, files: Sequence[TaskFile]) -> None:
     input_file = KINDS[kind].input_file
     if input_file is None:
         if files:
-            raise InvalidInputError("files", f"{kind.value} tasks take no files.")
+            raise InvalidInputError("files", f"{kind} tasks take no files.")
         return
     if len(files) != 1:
         raise InvalidInputError(
             "files",
-            f"{kind.value} takes one input file, {input_file.described()}; got {len(files)}.",
+            f"{kind} takes one input file, {input_file.described()}; got {len(files)}.",
         )
 
 
 def check_params(
-    kind: TaskKind, params: Any, files: Sequence[TaskFile], settings: Settings
+    kind: str, params: Any, files: Sequence[TaskFile], settings: Settings
 ) -> dict[str, Any]:
     """The params to store, with every default filled in; InvalidInputError names the
     first field at fault."""
@@ -74,7 +74,7 @@ def check_params(
     model = KINDS[kind].params
     if model is None:
         if params:
-            raise InvalidInputError("params", f"{kind.value} tasks take no params.")
+            raise InvalidInputError("params", f"{kind} tasks take no params.")
         return {}
     try:
         checked = model.model_validate(params)

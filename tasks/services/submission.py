@@ -18,7 +18,6 @@ from persistence.models import (
     Task,
     TaskChange,
     TaskFile,
-    TaskKind,
     TaskPriority,
     TaskStatus,
 )
@@ -46,7 +45,7 @@ class NewTask:
     owner: str
     prompt: str
     model: str | None
-    kind: TaskKind
+    kind: str
     # JSON as sent: checked against the kind's params model.
     params: Any = None
     files: tuple[NewFile, ...] = ()
@@ -57,7 +56,7 @@ class NewTask:
     timeout_seconds: float | None = None
 
 
-def _check_prompt(prompt: str, kind: TaskKind, settings: Settings) -> None:
+def _check_prompt(prompt: str, kind: str, settings: Settings) -> None:
     """A kind may need a prompt (text generation); for the others it is an optional
     request (a caption's focus, what a narrative of the figures should say)."""
     check_text("prompt", prompt)

@@ -13,7 +13,6 @@ from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
 from kombu.exceptions import OperationalError
 
-from persistence.models import TaskKind
 from persistence.settings import ConfigurationError, Settings
 from tasks.celery_app import (
     MAINTENANCE_QUEUE,
@@ -23,6 +22,7 @@ from tasks.celery_app import (
     kind_queues,
 )
 from tasks.kinds import Kind, in_order
+from tasks.kinds.text import KIND as TEXT_KIND
 from tasks.services.dispatch import PRIORITY_SEPARATOR
 from tasks.worker.execution import Work, run_task
 from tasks.worker.reconciler import LostWorkerRequest, ReconcilerStep
@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 def _register(app: Celery, kind: Kind, settings: Settings) -> None:
     # Set only in a text worker under its parent (the app is made after its environment).
-    held = held_tasks() if kind.name == TaskKind.TEXT_GENERATION else None
+    held = held_tasks() if kind is TEXT_KIND else None
 
     def run(task_id: str) -> None:
         runtime = get_runtime()
@@ -51,7 +51,7 @@ def _register(app: Celery, kind: Kind, settings: Settings) -> None:
             # only text never loads pandas or Pillow.
             runtime.run(run_task(runtime, task_uuid, app, cast(Work, kind.load_work())))
 
-    run.__doc__ = f"Run a {kind.name.value} task (idempotent: see run_task)."
+    run.__doc__ = f"Run a {kind.name} task (idempotent: see run_task)."
     app.task(
         name=kind.task_name,
         time_limit=settings.task_time_limit_seconds + settings.task_kill_grace_seconds,

@@ -33,6 +33,6 @@ OUTCOMES = {
 def record_attempt(task: Task, seconds: float) -> None:
     """Count an attempt that ended (or was taken over: "lost")."""
     outcome = OUTCOMES.get(task.status, "lost")
-    TASK_SECONDS.labels(task.kind.value, outcome).observe(seconds)
+    TASK_SECONDS.labels(task.kind, outcome).observe(seconds)
     if outcome == "retried":
-        RETRIES.labels(task.kind.value).inc()
+        RETRIES.labels(task.kind).inc()

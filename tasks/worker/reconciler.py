@@ -46,7 +46,6 @@ from redis.exceptions import RedisError
 
 from persistence import repository, task_writes
 from persistence.database import create_engine
-from persistence.models import TaskKind
 from persistence.outages import unavailable_dependency
 from persistence.settings import Settings, get_settings
 from tasks.celery_app import PRIORITY_STEPS
@@ -69,13 +68,13 @@ UNACKED_KEY = "unacked"
 UNACKED_INDEX_KEY = "unacked_index"
 
 
-def queue_keys(kind: TaskKind) -> list[str]:
+def queue_keys(kind: str) -> list[str]:
     """The Redis lists that hold a kind's messages, one per priority step."""
     queue = KINDS[kind].queue
     return [f"{queue}{PRIORITY_SEPARATOR}{step}" if step else queue for step in PRIORITY_STEPS]
 
 
-def queued_of(queued: Mapping[str, int], kind: TaskKind) -> int:
+def queued_of(queued: Mapping[str, int], kind: str) -> int:
     """How many of a kind's messages `queued` (messages per queue list) counts."""
     return sum(queued.get(key, 0) for key in queue_keys(kind))
 
@@ -90,7 +89,7 @@ class Observation:
     database_up: bool = False
 
     @property
-    def empty_kinds(self) -> frozenset[TaskKind]:
+    def empty_kinds(self) -> frozenset[str]:
         return frozenset(kind for kind in KINDS if queued_of(self.queued, kind) == 0)
 
 
@@ -130,14 +129,14 @@ class Waiting:
 
     # The kinds whose queues were read whole (a kind with more queued than the scan's
     # bound is not).
-    kinds: frozenset[TaskKind]
+    kinds: frozenset[str]
     # The tasks with a message in those queues or recently taken by a worker.
     task_ids: frozenset[uuid.UUID]
 
 
 async def waiting_task_ids(
     redis: Redis,
-    kinds: Collection[TaskKind],
+    kinds: Collection[str],
     queued: Mapping[str, int],
     *,
     max_messages: int,
@@ -194,10 +193,10 @@ async def observe(runtime: WorkerRuntime) -> Observation:
     return Observation(run_id, queued, database_up)
 
 
-async def _stale_kinds(runtime: WorkerRuntime) -> set[TaskKind]:
+async def _stale_kinds(runtime: WorkerRuntime) -> set[str]:
     async with runtime.sessionmaker() as session:
         return await repository.kinds_with_stale_tasks(
-            session, pending_for_seconds=runtime.settings.pending_orphan_seconds
+            session, KINDS, pending_for_seconds=runtime.settings.pending_orphan_seconds
         )
 
 
@@ -251,7 +250,7 @@ class Reconciler:
         or lost in a busy queue (which the requeue timer would find only after
         `pending_requeue_seconds`)."""
         settings = self.settings
-        kinds: Collection[TaskKind] = seen.empty_kinds
+        kinds: Collection[str] = seen.empty_kinds
         waiting: Collection[uuid.UUID] = ()
         if settings.reconcile_scan_max_messages:
             stale = runtime.run(_stale_kinds(runtime))

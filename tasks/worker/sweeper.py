@@ -13,7 +13,7 @@ from functools import partial
 from celery import Celery
 
 from persistence import repository
-from persistence.models import Task, TaskKind
+from persistence.models import Task
 from persistence.unit_of_work import unit_of_work
 from tasks.events import publish
 from tasks.services.dispatch import send_task
@@ -37,7 +37,7 @@ def too_many_attempts(max_attempts: int) -> str:
 async def _take_stale(
     runtime: WorkerRuntime,
     pending_for_seconds: float | None = None,
-    kinds: Collection[TaskKind] | None = None,
+    kinds: Collection[str] | None = None,
     excluding: Collection[uuid.UUID] = (),
 ) -> list[Task]:
     settings = runtime.settings
@@ -120,7 +120,7 @@ def resend_stale_tasks(
     runtime: WorkerRuntime,
     celery_app: Celery,
     pending_for_seconds: float | None = None,
-    kinds: Collection[TaskKind] | None = None,
+    kinds: Collection[str] | None = None,
     excluding: Collection[uuid.UUID] = (),
 ) -> int:
     """Send again the tasks of dead workers, and the PENDING tasks (of `kinds`, if given)

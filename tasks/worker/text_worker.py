@@ -35,13 +35,12 @@ from typing import Any
 
 from celery import Celery, bootsteps
 
-from persistence.models import TaskKind
 from persistence.settings import Settings
-from tasks.kinds import KINDS
+from tasks.kinds.text import KIND as TEXT_KIND
 
 logger = logging.getLogger(__name__)
 
-TEXT_QUEUE = KINDS[TaskKind.TEXT_GENERATION].queue
+TEXT_QUEUE = TEXT_KIND.queue
 # The child learns where to note its tasks from this variable (set by the parent).
 HELD_DIR_VARIABLE = "AITASKS_TEXT_WORKER_HELD_DIR"
 # Text tasks' writes are short statements: this many tasks share a connection of the
@@ -168,7 +167,7 @@ class TextWorker:
             logger.warning("could not re-send the text worker's tasks now (%s)", error)
             return
         try:
-            resend_stale_tasks(runtime, self.celery_app, kinds=[TaskKind.TEXT_GENERATION])
+            resend_stale_tasks(runtime, self.celery_app, kinds=[TEXT_KIND.name])
         except Exception as error:
             # The sweep sends them once their leases show as ended.
             logger.warning("could not re-send the text worker's tasks now (%s)", error)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +23,6 @@ from persistence.models import (
     Task,
     TaskChange,
     TaskFile,
-    TaskKind,
     TaskPriority,
     TaskStatus,
 )
@@ -47,9 +47,9 @@ async def session(stack: Stack) -> AsyncIterator[AsyncSession]:
 
 
 async def new_task(session: AsyncSession, prompt: str = "p", **options: Any) -> Task:
+    options.setdefault("kind", "TEXT_GENERATION")
     row = repository.NewTaskRow(
         owner="tests",
-        kind=TaskKind.TEXT_GENERATION,
         prompt=prompt,
         model="demo",
         priority=TaskPriority.NORMAL,
@@ -82,6 +82,23 @@ async def test_a_new_task_is_pending_with_sequence_one(session: AsyncSession) ->
         0,
         0.0,
     )
+
+
+async def test_the_kind_column_takes_a_new_kinds_name_without_a_migration(
+    session: AsyncSession,
+) -> None:
+    task = await new_task(session, kind="ECHO_2")
+
+    assert (await session.get(Task, task.id)) is not None
+    assert task.kind == "ECHO_2"
+
+
+@pytest.mark.parametrize("name", ["echo", "ECHO-2", "2ECHO", "ECHO ", "ECHO\n"])
+async def test_the_kind_column_refuses_a_name_no_kind_could_have(
+    session: AsyncSession, name: str
+) -> None:
+    with pytest.raises(asyncpg.CheckViolationError, match="task_kind_name"):
+        await new_task(session, kind=name)
 
 
 async def test_a_task_is_claimed_once_and_each_change_bumps_the_sequence(

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import click
 import pytest
+from graphql import GraphQLEnumType, GraphQLInputObjectType
 
 from graphql_app.cli.commands import _kind_of, submit
-from persistence.models import TaskKind
 from persistence.settings import Settings
 from schema import schema, types
+from schema.internals import graphql_schema
 from tasks.celery_app import MAINTENANCE_QUEUE, create_celery_app
-from tasks.kinds import KINDS, InputFile, Kind, in_order
+from tasks.kinds import DEFAULT_KIND, KINDS, InputFile, Kind, TaskKind, in_order
 from tasks.worker.app import all_queues, create_worker_app
 
 SETTINGS = Settings(
@@ -24,12 +25,26 @@ SETTINGS = Settings(
 )
 
 
-def test_every_task_kind_is_declared_once_in_the_order_of_the_enum() -> None:
-    assert [kind.name for kind in in_order()] == list(TaskKind)
-    assert set(KINDS) == set(TaskKind)
+def test_the_graphql_enum_lists_the_registrys_kinds_in_their_order() -> None:
+    names = [kind.name for kind in in_order()]
+    built = graphql_schema(schema)
+    enum = built.get_type("TaskKind")
+    create_input = built.get_type("CreateTaskInput")
+
+    assert isinstance(enum, GraphQLEnumType)
+    assert isinstance(create_input, GraphQLInputObjectType)
+    assert names == list(TaskKind) == list(enum.values)
+    assert [kind.order for kind in in_order()] == sorted(kind.order for kind in in_order())
+    assert create_input.fields["kind"].default_value == DEFAULT_KIND == names[0]
 
 
-@pytest.mark.parametrize("kind", in_order(), ids=lambda kind: kind.name.value)
+@pytest.mark.parametrize("name", ["echo", "1ECHO", "ECHO-2", "ECHO\n", "E" * 21, ""])
+def test_a_kind_whose_name_the_column_would_refuse_is_refused_at_import(name: str) -> None:
+    with pytest.raises(ValueError, match="upper-case letters, digits and underscores"):
+        Kind(name=name, order=99, work="tasks.worker.bodies.echo:echo", summary="echo")
+
+
+@pytest.mark.parametrize("kind", in_order(), ids=lambda kind: kind.name)
 def test_every_kind_names_a_work_body_that_exists(kind: Kind) -> None:
     work = kind.load_work()
 
@@ -67,19 +82,19 @@ def test_the_clis_kind_choices_are_the_registry() -> None:
     [option] = [param for param in submit.params if param.name == "kind"]
     assert isinstance(option.type, click.Choice)
 
-    assert list(option.type.choices) == [kind.name.value for kind in in_order()]
+    assert list(option.type.choices) == [kind.name for kind in in_order()]
     help_text = option.get_help_record(click.Context(submit))
     assert help_text is not None
     assert all(kind.summary in help_text[1] for kind in in_order())
 
 
 @pytest.mark.parametrize(
-    "kind", [kind for kind in in_order() if kind.input_file], ids=lambda kind: kind.name.value
+    "kind", [kind for kind in in_order() if kind.input_file], ids=lambda kind: kind.name
 )
 def test_the_cli_tells_a_kind_from_its_input_files_name(kind: Kind) -> None:
     assert kind.input_file is not None
     for suffix in kind.input_file.suffixes:
-        assert _kind_of(None, (Path(f"input{suffix.upper()}"),)) == kind.name.value
+        assert _kind_of(None, (Path(f"input{suffix.upper()}"),)) == kind.name
 
 
 def test_the_schemas_descriptions_of_a_new_task_come_from_the_registry() -> None:
@@ -89,11 +104,11 @@ def test_the_schemas_descriptions_of_a_new_task_come_from_the_registry() -> None
 
     for kind in in_order():
         if kind.needs_prompt:
-            assert kind.name.value in fields["prompt"].partition(";")[0]
+            assert kind.name in fields["prompt"].partition(";")[0]
         else:
-            assert f"for {kind.name.value} it {kind.prompt_help}" in fields["prompt"]
+            assert f"for {kind.name} it {kind.prompt_help}" in fields["prompt"]
         if kind.params:
-            assert f"{kind.name.value}: {kind.params_help}." in fields["params"]
+            assert f"{kind.name}: {kind.params_help}." in fields["params"]
         if kind.input_file:
             assert kind.input_file.what.partition(" ")[2] in fields["files"]
 
@@ -102,7 +117,7 @@ def test_a_change_to_a_kind_changes_the_schemas_descriptions(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     changed = dataclasses.replace(
-        KINDS[TaskKind.DATA_ANALYSIS],
+        KINDS["DATA_ANALYSIS"],
         prompt_help="reads the tea leaves",
         params_help="{leaves}",
         input_file=InputFile(what="a teacup", suffixes=frozenset({".cup"})),

@@ -10,7 +10,7 @@ import uuid
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
-from persistence.models import QUEUED_STAGE, Task, TaskKind, TaskPriority, TaskStatus
+from persistence.models import QUEUED_STAGE, Task, TaskPriority, TaskStatus
 from persistence.settings import Settings
 from tasks.celery_app import BROKER_PRIORITIES, create_celery_app
 from tasks.events import channel_of, creation_event
@@ -40,7 +40,7 @@ def celerys_message(stack: Stack, task: Task) -> dict[str, object]:
 
 
 def test_the_apis_task_message_has_celerys_shape(stack: Stack) -> None:
-    task = Task(id=uuid.uuid4(), kind=TaskKind.TEXT_GENERATION, priority=TaskPriority.LOW)
+    task = Task(id=uuid.uuid4(), kind="TEXT_GENERATION", priority=TaskPriority.LOW)
 
     ours = task_message(task)
     theirs = celerys_message(stack, task)
@@ -103,7 +103,7 @@ def test_concurrent_hand_overs_share_calls_and_each_message_and_event_arrives(
     tasks = [
         Task(
             id=uuid.uuid4(),
-            kind=TaskKind.TEXT_GENERATION,
+            kind="TEXT_GENERATION",
             priority=TaskPriority.LOW,
             status=TaskStatus.PENDING,
             sequence=1,

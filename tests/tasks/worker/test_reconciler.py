@@ -23,9 +23,10 @@ import psutil
 import pytest
 from redis.asyncio import Redis
 
-from persistence.models import Task, TaskKind, TaskPriority
+from persistence.models import Task, TaskPriority
 from persistence.settings import Settings
 from tasks.celery_app import create_celery_app
+from tasks.kinds import KINDS
 from tasks.services.dispatch import task_message
 from tasks.worker.reconciler import (
     UNACKED_INDEX_KEY,
@@ -195,11 +196,11 @@ async def _scan(redis_url: str, max_messages: int) -> tuple[Waiting, dict[str, u
     tasks = {
         name: Task(id=uuid.uuid4(), kind=kind, priority=TaskPriority.NORMAL)
         for name, kind in [
-            ("text 1", TaskKind.TEXT_GENERATION),
-            ("text 2", TaskKind.TEXT_GENERATION),
-            ("image queued", TaskKind.IMAGE_PROCESSING),
-            ("image just taken", TaskKind.IMAGE_PROCESSING),
-            ("image taken long ago", TaskKind.IMAGE_PROCESSING),
+            ("text 1", "TEXT_GENERATION"),
+            ("text 2", "TEXT_GENERATION"),
+            ("image queued", "IMAGE_PROCESSING"),
+            ("image just taken", "IMAGE_PROCESSING"),
+            ("image taken long ago", "IMAGE_PROCESSING"),
         ]
     }
     redis = Redis.from_url(redis_url)
@@ -212,10 +213,10 @@ async def _scan(redis_url: str, max_messages: int) -> tuple[Waiting, dict[str, u
             entry = f'[{message.payload}, "", "image_processing"]'
             await redis.hset(UNACKED_KEY, name, entry)
             await redis.zadd(UNACKED_INDEX_KEY, {name: time.time() - age})
-        keys = [key for kind in TaskKind for key in queue_keys(kind)]
+        keys = [key for kind in KINDS for key in queue_keys(kind)]
         queued = dict(zip(keys, [await redis.llen(key) for key in keys], strict=True))
         waiting = await waiting_task_ids(
-            redis, set(TaskKind), queued, max_messages=max_messages, reserved_within=5.0
+            redis, set(KINDS), queued, max_messages=max_messages, reserved_within=5.0
         )
     finally:
         await redis.aclose()
@@ -225,7 +226,7 @@ async def _scan(redis_url: str, max_messages: int) -> tuple[Waiting, dict[str, u
 def test_the_scan_finds_queued_and_just_taken_tasks(backing: Backing) -> None:
     waiting, ids = asyncio.run(_scan(backing.new_redis(), max_messages=10))
 
-    assert waiting.kinds == set(TaskKind)
+    assert waiting.kinds == set(KINDS)
     # Not the one a worker took a minute ago and still holds: that worker may be dead.
     assert waiting.task_ids == {
         ids["text 1"],
@@ -241,7 +242,7 @@ def test_the_scan_leaves_a_kind_with_more_queued_than_its_bound_to_the_timer(
     waiting, ids = asyncio.run(_scan(backing.new_redis(), max_messages=1))
 
     # The text queue (2 messages) is over the bound: none of its tasks is sent again.
-    assert waiting.kinds == {TaskKind.IMAGE_PROCESSING, TaskKind.DATA_ANALYSIS}
+    assert waiting.kinds == {"IMAGE_PROCESSING", "DATA_ANALYSIS"}
     assert waiting.task_ids == {ids["image queued"], ids["image just taken"]}
 
 
