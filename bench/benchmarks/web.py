@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -77,7 +78,10 @@ JS heap: the same page; after {HEAP_FIRST:,} updates (the {TASKS} claims and
 of every task, CDP's `HeapProfiler.collectGarbage` (twice) and then `Runtime.getHeapUsage`
 give the used heap. The observer is removed and its records dropped before the second
 reading. Target: growth ≤ {HEAP_GROWTH_MAX_PERCENT:g}%. A third reading after
-{HEAP_THIRD:,} updates shows whether that growth goes on."""
+{HEAP_THIRD:,} updates shows whether that growth goes on. After each reading a heap
+snapshot (`HeapProfiler.takeHeapSnapshot`) splits the heap by node type: compiled code
+(which grows as V8 compiles and optimizes the functions that got hot, not with what the
+page keeps) and the page's own objects, closures and strings (what a leak would grow)."""
 
 
 def gzip_bytes(path: str) -> int:
@@ -224,13 +228,48 @@ def received_ms(
     ]
 
 
-async def heap_bytes(page: Page) -> int:
+# The node types of a V8 heap snapshot that hold what the page's code keeps: its objects,
+# functions and strings. The rest is the engine's: compiled code ("code"), its internal
+# arrays and caches ("array", "hidden"), and Blink's objects ("native").
+DATA_NODE_TYPES = frozenset(
+    {"object", "closure", "string", "concatenated string", "sliced string", "number",
+     "regexp", "symbol", "bigint", "object shape"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HeapReading:
+    used: int  # Runtime.getHeapUsage's usedSize
+    code: int  # a snapshot's nodes of type "code"
+    data: int  # a snapshot's nodes of DATA_NODE_TYPES
+
+
+def _snapshot_bytes(snapshot: dict[str, Any], types: frozenset[str]) -> int:
+    meta = snapshot["snapshot"]["meta"]
+    fields: list[str] = meta["node_fields"]
+    wanted = {index for index, name in enumerate(meta["node_types"][0]) if name in types}
+    kind, size, width = fields.index("type"), fields.index("self_size"), len(fields)
+    nodes: list[int] = snapshot["nodes"]
+    return sum(nodes[i + size] for i in range(0, len(nodes), width) if nodes[i + kind] in wanted)
+
+
+async def heap_bytes(page: Page) -> HeapReading:
+    """The page's used JS heap after two collections, and what a snapshot taken right
+    after counts as compiled code and as the page's data."""
     cdp = await page.context.new_cdp_session(page)
     await cdp.send("HeapProfiler.collectGarbage")
     await cdp.send("HeapProfiler.collectGarbage")
     usage = await cdp.send("Runtime.getHeapUsage")
+    chunks: list[str] = []
+    cdp.on("HeapProfiler.addHeapSnapshotChunk", lambda event: chunks.append(event["chunk"]))
+    await cdp.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
     await cdp.detach()
-    return int(usage["usedSize"])
+    snapshot = json.loads("".join(chunks))
+    return HeapReading(
+        int(usage["usedSize"]),
+        _snapshot_bytes(snapshot, frozenset({"code"})),
+        _snapshot_bytes(snapshot, DATA_NODE_TYPES),
+    )
 
 
 async def write(writer: Agent, page: Page, per_task: int, done: list[int]) -> dict[str, Any]:
@@ -266,17 +305,17 @@ async def live_page(bench_stack: Stack, api: Api) -> tuple[list[Figure], list[st
         done = [0]
         # The claims are the first TASKS updates; the rest of the first HEAP_FIRST follow.
         await write(writer, page, (HEAP_FIRST - TASKS) // TASKS, done)
-        heap_first = await heap_bytes(page)
+        first = await heap_bytes(page)
         await page.evaluate(OBSERVE)
         window = await write(writer, page, WINDOW_PER_TASK, done)
         observed = await page.evaluate(COLLECT)
         rest = HEAP_SECOND - TASKS - done[0] * TASKS
         await write(writer, page, rest // TASKS, done)
         updates = TASKS + done[0] * TASKS
-        heap_second = await heap_bytes(page)
+        second = await heap_bytes(page)
         await write(writer, page, (HEAP_THIRD - HEAP_SECOND) // TASKS, done)
         updates_third = TASKS + done[0] * TASKS
-        heap_third = await heap_bytes(page)
+        third = await heap_bytes(page)
         await browser.close()
     await writer.request("close", "closed", 60)
     await bench_stack.stop_agent(writer)
@@ -293,8 +332,10 @@ async def live_page(bench_stack: Stack, api: Api) -> tuple[list[Figure], list[st
     dom, unshown = delays_ms(task_ids, window, seen, 0)
     frame, _ = delays_ms(task_ids, window, seen, 1)
     receipt = received_ms(task_ids, window, observed["received"], skew)
-    growth = (heap_second - heap_first) / heap_first * 100
-    growth_on = (heap_third - heap_second) / heap_second * 100
+    growth = (second.used - first.used) / first.used * 100
+    growth_on = (third.used - second.used) / second.used * 100
+    code_growth = (second.code - first.code) / first.code * 100
+    data_growth = (second.data - first.data) / first.data * 100
     achieved = len(window["changes"]) / window["seconds"]
     label = f"{TASKS} tasks streaming, {achieved:.0f} changes/s"
     figures = [
@@ -309,8 +350,8 @@ async def live_page(bench_stack: Stack, api: Api) -> tuple[list[Figure], list[st
             "ms",
             TARGET_P99_MS,
         ),
-        Figure(f"JS heap after {HEAP_FIRST:,} updates", heap_first / 1e6, "MB"),
-        Figure(f"JS heap after {updates:,} updates", heap_second / 1e6, "MB"),
+        Figure(f"JS heap after {HEAP_FIRST:,} updates", first.used / 1e6, "MB"),
+        Figure(f"JS heap after {updates:,} updates", second.used / 1e6, "MB"),
         at_most(
             f"JS heap growth, {updates:,} against {HEAP_FIRST:,} updates",
             growth,
@@ -318,6 +359,17 @@ async def live_page(bench_stack: Stack, api: Api) -> tuple[list[Figure], list[st
             HEAP_GROWTH_MAX_PERCENT,
         ),
         Figure(f"JS heap growth, {updates_third:,} against {updates:,} updates", growth_on, "%"),
+        Figure(
+            f"compiled code in the heap, growth, {updates:,} against {HEAP_FIRST:,} updates",
+            code_growth,
+            "%",
+        ),
+        Figure(
+            f"the page's objects, closures and strings, growth, {updates:,} against "
+            f"{HEAP_FIRST:,} updates",
+            data_growth,
+            "%",
+        ),
     ]
     details = [
         f"- Commit to pixels: {len(window['changes']):,} changes committed in "
@@ -326,9 +378,11 @@ async def live_page(bench_stack: Stack, api: Api) -> tuple[list[Figure], list[st
         f"their task; {len(receipt):,} messages received, the slowest {max(receipt):.1f} ms "
         f"after its commit; slowest {max(dom):.1f} ms to the DOM, {max(frame):.1f} ms to the "
         f"next frame; page clock offset from Date.now() {skew:.1f} ms.",
-        f"- JS heap: {heap_first:,} bytes after {HEAP_FIRST:,} updates, {heap_second:,} "
-        f"after {updates:,} ({growth:+.1f}%), {heap_third:,} after {updates_third:,} "
-        f"({growth_on:+.1f}% on the second).",
+        f"- JS heap: {first.used:,} bytes after {HEAP_FIRST:,} updates, {second.used:,} "
+        f"after {updates:,} ({growth:+.1f}%), {third.used:,} after {updates_third:,} "
+        f"({growth_on:+.1f}% on the second). In the snapshots taken after each: compiled "
+        f"code {first.code:,}, {second.code:,} and {third.code:,} bytes; the page's objects, "
+        f"closures and strings {first.data:,}, {second.data:,} and {third.data:,}.",
     ]
     return figures, details
 
