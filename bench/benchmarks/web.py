@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,13 +244,17 @@ class HeapReading:
     data: int  # a snapshot's nodes of DATA_NODE_TYPES
 
 
-def _snapshot_bytes(snapshot: dict[str, Any], types: frozenset[str]) -> int:
+def _bytes_by_type(snapshot: dict[str, Any]) -> Counter[str]:
+    """A V8 heap snapshot's node sizes, summed by node type."""
     meta = snapshot["snapshot"]["meta"]
     fields: list[str] = meta["node_fields"]
-    wanted = {index for index, name in enumerate(meta["node_types"][0]) if name in types}
+    names: list[str] = meta["node_types"][0]
     kind, size, width = fields.index("type"), fields.index("self_size"), len(fields)
     nodes: list[int] = snapshot["nodes"]
-    return sum(nodes[i + size] for i in range(0, len(nodes), width) if nodes[i + kind] in wanted)
+    sizes: Counter[str] = Counter()
+    for i in range(0, len(nodes), width):
+        sizes[names[nodes[i + kind]]] += nodes[i + size]
+    return sizes
 
 
 async def heap_bytes(page: Page) -> HeapReading:
@@ -264,11 +268,9 @@ async def heap_bytes(page: Page) -> HeapReading:
     cdp.on("HeapProfiler.addHeapSnapshotChunk", lambda event: chunks.append(event["chunk"]))
     await cdp.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
     await cdp.detach()
-    snapshot = json.loads("".join(chunks))
+    sizes = _bytes_by_type(json.loads("".join(chunks)))
     return HeapReading(
-        int(usage["usedSize"]),
-        _snapshot_bytes(snapshot, frozenset({"code"})),
-        _snapshot_bytes(snapshot, DATA_NODE_TYPES),
+        int(usage["usedSize"]), sizes["code"], sum(sizes[name] for name in DATA_NODE_TYPES)
     )
 
 

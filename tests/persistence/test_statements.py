@@ -29,40 +29,12 @@ RETURNS_TASKS = {
     "RETRY_LATER": True,
     "FIND_BY_IDEMPOTENCY_KEY": False,
 }
+# A create's parameters, with or without an idempotency key (the same row either way).
+INSERT_TASK_TYPES = ["uuid", *["varchar"] * 7, "float8", *["varchar"] * 3, "interval", "interval"]
 # Every statement, with the types PostgreSQL must infer for its parameters, in order.
 PARAMETER_TYPES = {
-    "INSERT_TASK": [
-        "uuid",
-        "varchar",
-        "varchar",
-        "varchar",
-        "varchar",
-        "varchar",
-        "varchar",
-        "varchar",
-        "float8",
-        "varchar",
-        "varchar",
-        "varchar",
-        "interval",
-        "interval",
-    ],
-    "INSERT_KEYED_TASK": [
-        "uuid",
-        "varchar",
-        "varchar",
-        "varchar",
-        "varchar",
-        "varchar",
-        "varchar",
-        "varchar",
-        "float8",
-        "varchar",
-        "varchar",
-        "varchar",
-        "interval",
-        "interval",
-    ],
+    "INSERT_TASK": INSERT_TASK_TYPES,
+    "INSERT_KEYED_TASK": INSERT_TASK_TYPES,
     "INSERT_TASKS": [
         "uuid[]",
         "text[]",

@@ -48,6 +48,12 @@ class Services:
         async with unit_of_work(self.sessionmaker) as uow:
             return await insert_in_session(uow.session, new_row("watched"))
 
+    def watch(self, task: Task, after: int | None = None) -> AsyncIterator[Update]:
+        """The task's updates, as its owner follows it (from `after`, when given)."""
+        return watch_task(
+            self.sessionmaker, self.hub, str(task.id), owner=DEVELOPMENT_CALLER, after=after
+        )
+
     async def change(self, make: Change, *, announce: bool = True) -> TaskChange:
         """Commit a change as a worker does; publish it unless the message is to be lost.
 
@@ -121,9 +127,7 @@ async def test_a_change_committed_just_before_the_snapshot_is_delivered_once(
         return await read_snapshot(services.sessionmaker, task_id, owner)
 
     monkeypatch.setattr(watching, "_load", change_then_read)
-    updates = watch_task(
-        services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER
-    )
+    updates = services.watch(task)
     first = await anext(updates)
     await services.change(output(task.id, "Hello"))
     await services.change(complete(task.id, ", world"))
@@ -146,9 +150,7 @@ async def test_a_change_committed_just_after_the_snapshot_is_delivered_once(
         return snapshot
 
     monkeypatch.setattr(watching, "_load", read_then_change)
-    updates = watch_task(
-        services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER
-    )
+    updates = services.watch(task)
     first = await anext(updates)
     await services.change(complete(task.id, "done"))
 
@@ -161,9 +163,7 @@ async def test_changes_whose_messages_were_lost_are_caught_up_from_the_log(
     services: Services,
 ) -> None:
     task = await services.new_task()
-    updates = watch_task(
-        services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER
-    )
+    updates = services.watch(task)
     await anext(updates)
 
     for make in (claim(task.id), output(task.id, "a"), output(task.id, "b")):
@@ -180,9 +180,7 @@ async def test_the_audit_wakes_a_subscriber_whose_last_change_was_never_publishe
     services: Services,
 ) -> None:
     task = await services.new_task()
-    updates = watch_task(
-        services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER
-    )
+    updates = services.watch(task)
     await anext(updates)
     await services.change(claim(task.id))
     # The worker dies between its commit and its publish: no message will ever come.
@@ -199,9 +197,7 @@ async def test_the_audit_wakes_a_subscriber_whose_last_change_was_never_publishe
 
 async def test_a_subscriber_that_fell_behind_catches_up_in_order(services: Services) -> None:
     task = await services.new_task()
-    updates = watch_task(
-        services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER
-    )
+    updates = services.watch(task)
     await anext(updates)
     await services.change(claim(task.id))
     # Nobody reads the subscription meanwhile: far more than its buffer of 4 piles up.
@@ -224,21 +220,9 @@ async def test_resuming_after_any_sequence_gives_exactly_the_later_changes(
     await services.change(complete(task.id, "three"))
 
     for after in range(0, 6):
-        resumed = await rest_of(
-            watch_task(
-                services.sessionmaker,
-                services.hub,
-                str(task.id),
-                owner=DEVELOPMENT_CALLER,
-                after=after,
-            )
-        )
+        resumed = await rest_of(services.watch(task, after=after))
         assert sequences(resumed) == list(range(after + 1, 6)), after
-    everything = await rest_of(
-        watch_task(
-            services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER, after=0
-        )
-    )
+    everything = await rest_of(services.watch(task, after=0))
     assert everything[0].task.status == "PENDING" and everything[0].task.result is None
     assert deltas(everything) == "one two three" == everything[-1].task.result
     assert everything[2].task.result == "one "
@@ -260,11 +244,7 @@ async def test_resuming_a_task_whose_log_was_pruned_gives_its_final_state(
         )
     assert pruned == 3
 
-    resumed = await rest_of(
-        watch_task(
-            services.sessionmaker, services.hub, str(task.id), owner=DEVELOPMENT_CALLER, after=1
-        )
-    )
+    resumed = await rest_of(services.watch(task, after=1))
 
     assert sequences(resumed) == [3]
     assert resumed[0].task.result == "long ago"
