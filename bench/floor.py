@@ -21,9 +21,9 @@ from fastapi import FastAPI, Request
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from persistence.database import POOL_OVERFLOW, POOL_SIZE
+from persistence.database import POOL_OVERFLOW
 from persistence.models import EVENT_STATE_COLUMNS, QUEUED_STAGE, TaskPriority, TaskStatus
-from persistence.settings import Settings
+from persistence.settings import DB_POOL_SIZE, Settings
 from tasks.kinds.text import KIND as TEXT_KIND
 from tasks.services.callers import DEVELOPMENT_CALLER
 
@@ -115,11 +115,11 @@ def create_floor_app(settings: Settings, message_bytes: int) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The product engine's limits: POOL_SIZE kept open, up to POOL_OVERFLOW more.
+        # The product engine's limits: DB_POOL_SIZE kept open, up to POOL_OVERFLOW more.
         pool = await asyncpg.create_pool(
             database_url,
-            min_size=POOL_SIZE,
-            max_size=POOL_SIZE + POOL_OVERFLOW,
+            min_size=DB_POOL_SIZE,
+            max_size=DB_POOL_SIZE + POOL_OVERFLOW,
             server_settings={"application_name": APPLICATION_NAME},
         )
         redis = Redis.from_url(redis_url, client_name=APPLICATION_NAME)

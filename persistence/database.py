@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import NullPool
 
-# Connections one API or worker process may hold. All of them stay in the pool once
-# opened (they are opened only as needed): an overflow connection is closed as soon as
-# it is returned, and under load that means opening a new PostgreSQL connection for a
-# good share of creates, which costs throughput.
-POOL_SIZE = 30
+from persistence.settings import DB_POOL_SIZE
+
+# No connections past the pool's size (AITASKS_DB_POOL_SIZE): an overflow connection is
+# closed as soon as it is returned, and under load that means opening a new PostgreSQL
+# connection for a good share of creates, which costs throughput.
 POOL_OVERFLOW = 0
 # A connection that sat unused this long is pinged before use, and replaced if the server
 # has gone. One in steady use is not: the ping is three round trips (BEGIN, ;, ROLLBACK),
@@ -45,11 +45,17 @@ def async_url(database_url: str) -> URL:
     return url
 
 
-def create_engine(database_url: str, application_name: str, *, pooled: bool = True) -> AsyncEngine:
-    """An engine whose connections say who they are in `pg_stat_activity`; one not
-    `pooled` closes each connection when it is returned."""
+def create_engine(
+    database_url: str,
+    application_name: str,
+    *,
+    pooled: bool = True,
+    pool_size: int = DB_POOL_SIZE,
+) -> AsyncEngine:
+    """An engine whose connections say who they are in `pg_stat_activity`, keeping up to
+    `pool_size` open; one not `pooled` closes each connection when it is returned."""
     pool: dict[str, Any] = (
-        {"pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        {"pool_size": pool_size, "max_overflow": POOL_OVERFLOW}
         if pooled
         else {"poolclass": NullPool}
     )

@@ -26,6 +26,10 @@ DEMO_MODEL = "demo"
 OPENAI_FALLBACK_MODEL = "gpt-4o-mini"
 POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 REDIS_SCHEMES = ("redis", "rediss", "unix")
+# PostgreSQL connections one API process may hold in each of its two pools, SQLAlchemy's
+# and asyncpg's (persistence/database.py). Connections open only as load needs them and
+# then stay open: under load, a connection opened per request costs throughput.
+DB_POOL_SIZE = 30
 
 
 # Passwords that ship in examples and compose files: in production they are refused.
@@ -257,6 +261,11 @@ class Settings(BaseSettings):
     # one in development (where a reload or a debugger wants a single process). Each
     # holds its own pools and its own Redis subscription.
     api_workers: int | None = Field(default=None, ge=1, le=256)
+    # Each API process holds up to twice this many PostgreSQL connections (two pools).
+    # Every API process on every host, and the workers, share PostgreSQL's
+    # max_connections (100 by default): lower it when running many API processes, or put
+    # PgBouncer in front.
+    db_pool_size: int = Field(default=DB_POOL_SIZE, ge=1, le=1000)
 
     @field_validator("openai_api_key", "openai_base_url", "default_model", mode="before")
     @classmethod

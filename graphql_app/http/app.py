@@ -52,7 +52,7 @@ from graphql_app.ws.graphql_ws import SharedSubscriptions, TransportHandler
 from graphql_app.ws.messages import FORBIDDEN, KEY_REVOKED_REASON, SOCKET_KEY_STATE
 from graphql_app.ws.protocol import SHUTDOWN_REASON
 from persistence.creation import TaskInserts
-from persistence.database import POOL_SIZE, create_engine, create_pool, create_sessionmaker
+from persistence.database import create_engine, create_pool, create_sessionmaker
 from persistence.settings import Settings, get_settings
 from schema import QueryLimits, build_schema
 from schema.context import Context, Services
@@ -468,7 +468,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """The connections and helpers an API process (or `aitasks mcp`) shares, closed on
     exit."""
     database_url, redis_url = settings.require_services()
-    engine = create_engine(database_url, APPLICATION_NAME)
+    engine = create_engine(database_url, APPLICATION_NAME, pool_size=settings.db_pool_size)
     sessionmaker = create_sessionmaker(engine)
     # Two clients: the hub's subscription waits on its socket for as long as it is quiet,
     # while a command that takes longer than the enqueue timeout has failed.
@@ -488,7 +488,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         poll_seconds=settings.subscription_poll_seconds,
     )
     await hub.start()
-    pool = await create_pool(engine, APPLICATION_NAME, POOL_SIZE)
+    pool = await create_pool(engine, APPLICATION_NAME, settings.db_pool_size)
     try:
         yield Services(
             settings=settings,
