@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +118,11 @@ def test_api_workers_default_to_one_in_development_and_one_per_core_in_productio
     assert development.effective_api_workers == 1
     assert production.effective_api_workers == usable_cores() >= 1
     assert chosen.effective_api_workers == 3
+
+
+def test_every_setting_is_documented_in_the_configuration_table() -> None:
+    table = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+
+    missing = [name for name in Settings.model_fields if f"`AITASKS_{name.upper()}`" not in table]
+
+    assert not missing, f"add to docs/configuration.md: {missing}"
