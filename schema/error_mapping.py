@@ -30,10 +30,18 @@ def is_unexpected(error: GraphQLError) -> bool:
 
 def log_unexpected(errors: list[GraphQLError]) -> None:
     """Log what will be masked, with its traceback; expected errors are the client's
-    business, not the operator's."""
+    business, not the operator's. An outage of PostgreSQL or Redis is one line per
+    request, without a traceback: it is no bug, and while it lasts every request meets
+    it."""
     for error in errors:
-        if is_unexpected(error):
-            logger.error("unexpected error at %s", error.path, exc_info=error.original_error)
+        if not is_unexpected(error):
+            continue
+        original = error.original_error
+        dependency = unavailable_dependency(original) if original is not None else None
+        if dependency:
+            logger.warning("answered unavailable: %s is unreachable (%r)", dependency, original)
+        else:
+            logger.error("unexpected error at %s", error.path, exc_info=original)
 
 
 # The `extensions.code` of a masked error, so clients can tell it from their own mistakes.
@@ -68,7 +76,6 @@ def mark_unavailable(context: Any, dependency: str) -> None:
     response.status_code = 503
     retry_after = context.services.settings.outage_retry_after_seconds
     response.headers["Retry-After"] = str(retry_after)
-    logger.warning("answered 503: %s is unreachable", dependency)
 
 
 class MaskUnexpected(MaskErrors):

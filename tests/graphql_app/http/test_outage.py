@@ -51,7 +51,7 @@ def test_requests_while_postgresql_is_unreachable_are_answered_503(
 ) -> None:
     stack = make_stack()
     database = UNREACHABLE_DATABASE.format(port=free_port())
-    stack.start_api(AITASKS_DATABASE_URL=database, AITASKS_AUTH=auth)
+    api = stack.start_api(AITASKS_DATABASE_URL=database, AITASKS_AUTH=auth)
     key = SOME_KEY if auth == "on" else None
 
     created = graphql(stack, CREATE_TASK, {"input": {"prompt": "Store me"}}, key)
@@ -62,6 +62,10 @@ def test_requests_while_postgresql_is_unreachable_are_answered_503(
     assert_unavailable(task, "PostgreSQL")
     assert ready.status_code == 503
     assert ready.json()["down"] == ["PostgreSQL"]
+    # The operator reads that PostgreSQL is unreachable, not a traceback per request.
+    log = api.log()
+    assert "PostgreSQL is unreachable" in log
+    assert "Traceback" not in log, log
 
 
 def test_requests_while_redis_is_down_are_served_without_it(
